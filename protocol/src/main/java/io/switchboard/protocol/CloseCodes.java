@@ -1,0 +1,29 @@
+package io.switchboard.protocol;
+
+/**
+ * WebSocket close codes the server uses to reject or end a worker or relay connection. A worker
+ * logs the code and reason; after {@link #UNAUTHORIZED} or {@link #UNEXPECTED_CLIENT_KEY} it does
+ * not reconnect, since trying again cannot succeed.
+ */
+public final class CloseCodes {
+  public static final short NORMAL = 1000;
+  /** The first message was not a valid {@code register}, or it did not come in time. */
+  public static final short BAD_REGISTER = 4000;
+  /** The server requires a client key and the worker sent none, or a wrong one. */
+  public static final short UNAUTHORIZED = 4001;
+  /** The worker sent a client key, but the server is configured without one. */
+  public static final short UNEXPECTED_CLIENT_KEY = 4003;
+  /** A newer connection registered with the same worker id. */
+  public static final short REPLACED = 4008;
+  /** The peer sent nothing for three heartbeat intervals. */
+  public static final short HEARTBEAT_TIMEOUT = 4009;
+  /** The server is draining and takes no new connection. */
+  public static final short SERVER_DRAINING = 4010;
+
+  private CloseCodes() {}
+
+  /** Whether a worker told to close with this code should give up rather than reconnect. */
+  public static boolean permanent(short code) {
+    return code == UNAUTHORIZED || code == UNEXPECTED_CLIENT_KEY;
+  }
+}

@@ -1,0 +1,41 @@
+package io.switchboard.protocol;
+
+import com.fasterxml.jackson.annotation.JsonInclude;
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.DeserializationFeature;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.PropertyNamingStrategies;
+import com.fasterxml.jackson.databind.json.JsonMapper;
+
+/** Encodes and decodes {@link WorkerMessage}s: snake_case JSON, unknown fields ignored, nulls left out. */
+public final class WireCodec {
+
+  private static final ObjectMapper MAPPER = JsonMapper.builder()
+      .propertyNamingStrategy(PropertyNamingStrategies.SNAKE_CASE)
+      .serializationInclusion(JsonInclude.Include.NON_NULL)
+      .disable(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES)
+      .build();
+
+  private WireCodec() {}
+
+  public static String encode(WorkerMessage message) {
+    try {
+      return MAPPER.writeValueAsString(message);
+    } catch (JsonProcessingException e) {
+      throw new IllegalStateException("cannot encode " + message.getClass().getSimpleName(), e);
+    }
+  }
+
+  /**
+   * Decodes one text frame.
+   *
+   * @throws IllegalArgumentException when the text is not a known message
+   */
+  public static WorkerMessage decode(String text) {
+    try {
+      return MAPPER.readValue(text, WorkerMessage.class);
+    } catch (JsonProcessingException e) {
+      throw new IllegalArgumentException("not a worker message: " + e.getOriginalMessage(), e);
+    }
+  }
+}

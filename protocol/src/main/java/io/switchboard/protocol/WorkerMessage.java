@@ -1,0 +1,80 @@
+package io.switchboard.protocol;
+
+import com.fasterxml.jackson.annotation.JsonSubTypes;
+import com.fasterxml.jackson.annotation.JsonTypeInfo;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * A control message between the server and a worker, sent as one JSON text frame on the
+ * {@code /api/llm/connect} WebSocket. The {@code type} field names the kind. Request and response
+ * bodies do not travel here: they go as binary {@link DataFrame}s so that bytes are never re-encoded.
+ */
+@JsonTypeInfo(use = JsonTypeInfo.Id.NAME, property = "type")
+@JsonSubTypes({
+    @JsonSubTypes.Type(value = WorkerMessage.Register.class, name = "register"),
+    @JsonSubTypes.Type(value = WorkerMessage.Registered.class, name = "registered"),
+    @JsonSubTypes.Type(value = WorkerMessage.StatusUpdate.class, name = "status_update"),
+    @JsonSubTypes.Type(value = WorkerMessage.Heartbeat.class, name = "heartbeat"),
+    @JsonSubTypes.Type(value = WorkerMessage.Request.class, name = "request"),
+    @JsonSubTypes.Type(value = WorkerMessage.ResponseHead.class, name = "response_headers"),
+    @JsonSubTypes.Type(value = WorkerMessage.ResponseEnd.class, name = "response_end"),
+    @JsonSubTypes.Type(value = WorkerMessage.Cancel.class, name = "cancel"),
+    @JsonSubTypes.Type(value = WorkerMessage.Drain.class, name = "drain"),
+})
+public sealed interface WorkerMessage {
+
+  /**
+   * Worker to server, first message on a connection. Every field but {@code type} is optional:
+   * the server assigns an id when none is given, and a worker that sends the id it was given
+   * before replaces its old connection.
+   */
+  record Register(
+      String clientKey,
+      String workerId,
+      String workerName,
+      List<String> models,
+      Integer maxConcurrency,
+      Integer embeddingBatchSize,
+      String version) implements WorkerMessage {}
+
+  /** Server to worker: the registration was accepted under this id; send heartbeats at this interval. */
+  record Registered(String workerId, long heartbeatIntervalMs) implements WorkerMessage {}
+
+  /**
+   * Worker to server: a change of what the worker offers, without reconnecting. Null fields are
+   * unchanged. {@code status} is {@code "ready"} or {@code "draining"}.
+   */
+  record StatusUpdate(List<String> models, Integer maxConcurrency, String status) implements WorkerMessage {}
+
+  /** Either way, every heartbeat interval; a peer silent for three intervals is considered gone. */
+  record Heartbeat(long ts) implements WorkerMessage {}
+
+  /**
+   * Server to worker: run one HTTP request against the backend. {@code path} is relative to the
+   * backend's OpenAI base URL (for example {@code /chat/completions}). The body follows as
+   * {@code bodyLength} bytes of {@link DataFrame.Kind#REQUEST_BODY} frames.
+   */
+  record Request(
+      long requestId,
+      String method,
+      String path,
+      Map<String, String> headers,
+      boolean stream,
+      long bodyLength) implements WorkerMessage {}
+
+  /** Worker to server: the backend answered with this status and these headers; body frames follow. */
+  record ResponseHead(long requestId, int status, Map<String, String> headers) implements WorkerMessage {}
+
+  /**
+   * Worker to server: the request is over. A null {@code error} is a complete response; otherwise
+   * {@code error} is one of the codes in {@link Failures} and {@code message} explains it.
+   */
+  record ResponseEnd(long requestId, String error, String message) implements WorkerMessage {}
+
+  /** Server to worker: the client went away or timed out; abort the backend request. */
+  record Cancel(long requestId) implements WorkerMessage {}
+
+  /** Server to worker: stop taking requests, finish those in flight, then disconnect and exit. */
+  record Drain() implements WorkerMessage {}
+}
