@@ -2,8 +2,9 @@ package io.switchboard.protocol;
 
 /**
  * WebSocket close codes the server uses to reject or end a worker or relay connection. A worker
- * logs the code and reason; after {@link #UNAUTHORIZED} or {@link #UNEXPECTED_CLIENT_KEY} it does
- * not reconnect, since trying again cannot succeed.
+ * logs the code and reason; after {@link #UNAUTHORIZED}, {@link #UNEXPECTED_CLIENT_KEY} or
+ * {@link #REPLACED} it does not reconnect: trying again cannot succeed, or would take the id back
+ * from the live process that registered it after this one.
  */
 public final class CloseCodes {
   public static final short NORMAL = 1000;
@@ -24,6 +25,6 @@ public final class CloseCodes {
 
   /** Whether a worker told to close with this code should give up rather than reconnect. */
   public static boolean permanent(short code) {
-    return code == UNAUTHORIZED || code == UNEXPECTED_CLIENT_KEY;
+    return code == UNAUTHORIZED || code == UNEXPECTED_CLIENT_KEY || code == REPLACED;
   }
 }

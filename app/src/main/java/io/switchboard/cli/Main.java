@@ -1,0 +1,49 @@
+package io.switchboard.cli;
+
+import io.switchboard.protocol.BuildInfo;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+
+/** The {@code switchboard} command. */
+@Command(
+    name = "switchboard",
+    mixinStandardHelpOptions = true,
+    versionProvider = Main.Version.class,
+    description = "One OpenAI-compatible gateway for a team's LLM compute and tools.",
+    subcommands = {ServerCommand.class, WorkerCommand.class, CommandLine.HelpCommand.class})
+public final class Main implements Runnable {
+
+  @CommandLine.Spec
+  CommandLine.Model.CommandSpec spec;
+
+  public static void main(String[] args) {
+    System.exit(run(args));
+  }
+
+  /** Runs the command and returns its exit code. */
+  public static int run(String... args) {
+    return new CommandLine(new Main())
+        .setCaseInsensitiveEnumValuesAllowed(true)
+        .setExecutionExceptionHandler((e, cmd, parsed) -> {
+          if (e instanceof IllegalArgumentException) {
+            cmd.getErr().println("switchboard: " + e.getMessage());
+            return 2;
+          }
+          throw e;
+        })
+        .execute(args);
+  }
+
+  @Override
+  public void run() {
+    spec.commandLine().usage(System.out);
+  }
+
+  static final class Version implements CommandLine.IVersionProvider {
+    @Override
+    public String[] getVersion() {
+      BuildInfo build = BuildInfo.current();
+      return new String[] {"switchboard " + build.version() + " (commit " + build.commit() + ", built " + build.buildTime() + ")"};
+    }
+  }
+}

@@ -1,0 +1,119 @@
+package io.switchboard.cli;
+
+import io.switchboard.server.ServerConfig;
+import io.switchboard.server.SwitchboardServer;
+import io.vertx.core.Vertx;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CountDownLatch;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/** {@code switchboard server}: the hub. */
+@Command(
+    name = "server",
+    mixinStandardHelpOptions = true,
+    versionProvider = Main.Version.class,
+    description = {
+        "Run the Switchboard hub: the OpenAI API, worker dial-ins and health on one port.",
+        "Settings come from flags, then environment variables (the key in upper case: PORT, API_KEY, ...),",
+        "then the YAML file given by --config (CONFIG_FILE), then defaults."})
+final class ServerCommand implements Callable<Integer> {
+
+  @Option(names = "--config", description = "YAML configuration file (env CONFIG_FILE).")
+  Path config;
+
+  @Option(names = "--host", description = "Address to listen on (default 0.0.0.0).")
+  String host;
+
+  @Option(names = "--port", description = "Port to listen on (default 8080; 0 picks a free one).")
+  Integer port;
+
+  @Option(names = "--data-dir", description = "Directory for the database and media (default ./data).")
+  Path dataDir;
+
+  @Option(names = "--api-key", description = "Key clients send as 'Authorization: Bearer'. Without one, only loopback clients are served.")
+  String apiKey;
+
+  @Option(names = "--client-key", description = "Key workers send in their register message.")
+  String clientKey;
+
+  @Option(names = "--upstream", paramLabel = "URL",
+      description = "OpenAI-compatible server for the built-in local worker, e.g. http://127.0.0.1:8081/v1 (repeatable; env UPSTREAM, comma-separated).")
+  List<String> upstream;
+
+  @Option(names = "--upstream-api-key", description = "API key the --upstream servers want (env UPSTREAM_API_KEY).")
+  String upstreamApiKey;
+
+  @Option(names = "--request-timeout", description = "Longest silence from a worker during a request before 504 (default 120s).")
+  String requestTimeout;
+
+  @Option(names = "--queue-size", description = "Requests that may wait for a free worker (default 100).")
+  Integer queueSize;
+
+  @Option(names = "--queue-timeout", description = "Longest wait in the queue before 503 (default 30s).")
+  String queueTimeout;
+
+  @Option(names = "--drain-timeout", description = "Longest wait for requests in flight on SIGTERM (default 5m).")
+  String drainTimeout;
+
+  @Option(names = "--heartbeat-interval", description = "Heartbeat between server and workers (default 5s).")
+  String heartbeatInterval;
+
+  @Option(names = "--max-body-bytes", description = "Largest request body accepted (default 33554432).")
+  Long maxBodyBytes;
+
+  @Override
+  public Integer call() throws InterruptedException {
+    ServerConfig settings = load(System.getenv());
+    Vertx vertx = Vertx.vertx();
+    SwitchboardServer server;
+    try {
+      server = SwitchboardServer.start(vertx, settings).await();
+    } catch (RuntimeException e) {
+      vertx.close();
+      throw new IllegalArgumentException("cannot start the server: " + e.getMessage(), e);
+    }
+    CountDownLatch stopped = new CountDownLatch(1);
+    Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+      server.drain().eventually(server::close).eventually(vertx::close).await();
+      stopped.countDown();
+    }, "switchboard-shutdown"));
+    stopped.await();
+    return 0;
+  }
+
+  ServerConfig load(Map<String, String> env) {
+    Map<String, Object> flags = new HashMap<>();
+    flags.put("host", host);
+    flags.put("port", port);
+    flags.put("data_dir", dataDir == null ? null : dataDir.toString());
+    flags.put("api_key", apiKey);
+    flags.put("client_key", clientKey);
+    flags.put("request_timeout", requestTimeout);
+    flags.put("queue_size", queueSize);
+    flags.put("queue_timeout", queueTimeout);
+    flags.put("drain_timeout", drainTimeout);
+    flags.put("heartbeat_interval", heartbeatInterval);
+    flags.put("max_body_bytes", maxBodyBytes);
+    List<String> urls = upstream != null ? upstream
+        : env.get("UPSTREAM") == null ? null : List.of(env.get("UPSTREAM").split(","));
+    if (urls != null) {
+      String key = upstreamApiKey != null ? upstreamApiKey : env.get("UPSTREAM_API_KEY");
+      List<Map<String, Object>> upstreams = new ArrayList<>();
+      for (String url : urls) {
+        Map<String, Object> entry = new HashMap<>();
+        entry.put("url", url.trim());
+        entry.put("api_key", key);
+        upstreams.add(entry);
+      }
+      flags.put("upstreams", upstreams);
+    }
+    Path file = config != null ? config : env.get("CONFIG_FILE") == null ? null : Path.of(env.get("CONFIG_FILE"));
+    return new ConfigLoader(env).load(ServerConfig.class, file, flags);
+  }
+}

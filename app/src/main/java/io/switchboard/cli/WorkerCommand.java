@@ -1,0 +1,152 @@
+package io.switchboard.cli;
+
+import io.switchboard.worker.WorkerAgent;
+import io.switchboard.worker.WorkerConfig;
+import io.switchboard.worker.WorkerRejectedException;
+import io.switchboard.worker.backend.UpstreamBackend;
+import io.vertx.core.Vertx;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CompletableFuture;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/** {@code switchboard worker}: serves the models of an OpenAI-compatible upstream to a server. */
+@Command(
+    name = "worker",
+    mixinStandardHelpOptions = true,
+    versionProvider = Main.Version.class,
+    description = {
+        "Dial in to a Switchboard server and serve the models of an OpenAI-compatible upstream",
+        "(llama-server, vLLM, Ollama, LM Studio). Works behind NAT: only the worker opens a connection.",
+        "SIGTERM drains: no new requests, those in flight finish, then the worker leaves.",
+        "Settings come from flags, then environment variables (SERVER_URL, CLIENT_KEY, UPSTREAM, ...),",
+        "then the YAML file given by --config, then defaults."})
+final class WorkerCommand implements Callable<Integer> {
+
+  /** The worker's settings as a user writes them; the loader fills it from file, env and flags. */
+  record Settings(
+      String serverUrl,
+      String clientKey,
+      String workerId,
+      String workerName,
+      String upstream,
+      String upstreamApiKey,
+      List<String> models,
+      Integer maxConcurrency,
+      Integer embeddingBatchSize,
+      Duration requestTimeout,
+      Duration modelPollInterval,
+      Duration drainTimeout,
+      Duration reconnectMax) {
+
+    Settings {
+      if (serverUrl == null) {
+        throw new IllegalArgumentException("--server (SERVER_URL) is required, e.g. --server http://gateway:8080");
+      }
+      if (upstream == null) {
+        throw new IllegalArgumentException("--upstream (UPSTREAM) is required, e.g. --upstream http://127.0.0.1:8081/v1");
+      }
+      models = models == null ? List.of() : models;
+      maxConcurrency = Objects.requireNonNullElse(maxConcurrency, 4);
+      embeddingBatchSize = Objects.requireNonNullElse(embeddingBatchSize, 0);
+      requestTimeout = Objects.requireNonNullElse(requestTimeout, Duration.ofMinutes(5));
+      modelPollInterval = Objects.requireNonNullElse(modelPollInterval, Duration.ofMinutes(1));
+      drainTimeout = Objects.requireNonNullElse(drainTimeout, Duration.ofMinutes(1));
+      reconnectMax = Objects.requireNonNullElse(reconnectMax, Duration.ofSeconds(30));
+    }
+
+    WorkerConfig toWorkerConfig() {
+      return WorkerConfig.of(serverUrl, clientKey)
+          .withIdentity(workerId, workerName)
+          .withCapacity(maxConcurrency, embeddingBatchSize)
+          .withTimings(Duration.ofSeconds(1), reconnectMax, modelPollInterval, drainTimeout);
+    }
+  }
+
+  @Option(names = "--config", description = "YAML configuration file (env CONFIG_FILE).")
+  Path config;
+
+  @Option(names = "--server", description = "The server's URL, e.g. http://gateway:8080 (env SERVER_URL).")
+  String server;
+
+  @Option(names = "--client-key", description = "The server's client key, if it has one (env CLIENT_KEY).")
+  String clientKey;
+
+  @Option(names = "--worker-id", description = "Stable id; default: assigned by the server (env WORKER_ID).")
+  String workerId;
+
+  @Option(names = "--worker-name", description = "Display name; default: the host name (env WORKER_NAME).")
+  String workerName;
+
+  @Option(names = "--upstream", description = "The upstream's OpenAI base URL, e.g. http://127.0.0.1:8081/v1 (env UPSTREAM).")
+  String upstream;
+
+  @Option(names = "--upstream-api-key", description = "API key the upstream wants (env UPSTREAM_API_KEY).")
+  String upstreamApiKey;
+
+  @Option(names = "--model", paramLabel = "NAME",
+      description = "Model to advertise (repeatable); default: the upstream's /v1/models (env MODELS, comma-separated).")
+  List<String> models;
+
+  @Option(names = "--max-concurrency", description = "Requests the server may run here at once (default 4).")
+  Integer maxConcurrency;
+
+  @Option(names = "--embedding-batch-size", description = "Most embedding inputs per upstream request; 0 = no limit (default 0).")
+  Integer embeddingBatchSize;
+
+  @Option(names = "--request-timeout", description = "Longest silence from the upstream during a request (default 5m).")
+  String requestTimeout;
+
+  @Option(names = "--model-poll-interval", description = "How often to re-read the upstream's models (default 1m).")
+  String modelPollInterval;
+
+  @Option(names = "--drain-timeout", description = "Longest wait for requests in flight when draining (default 1m).")
+  String drainTimeout;
+
+  @Option(names = "--reconnect-max", description = "Longest wait between reconnect attempts (default 30s).")
+  String reconnectMax;
+
+  @Override
+  public Integer call() {
+    Settings settings = load(System.getenv());
+    Vertx vertx = Vertx.vertx();
+    UpstreamBackend backend = new UpstreamBackend(vertx, settings.upstream(), settings.upstreamApiKey(), settings.models(),
+        settings.requestTimeout());
+    WorkerAgent agent = new WorkerAgent(vertx, settings.toWorkerConfig(), backend);
+    CompletableFuture<Integer> exit = new CompletableFuture<>();
+    agent.terminated().onComplete(ar -> exit.complete(
+        ar.succeeded() ? 0 : ar.cause() instanceof WorkerRejectedException ? 3 : 1));
+    Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+      agent.drain().eventually(backend::close).eventually(vertx::close).await();
+    }, "switchboard-worker-drain"));
+    agent.start();
+    int code = exit.join();
+    backend.close().eventually(vertx::close);
+    return code;
+  }
+
+  Settings load(Map<String, String> env) {
+    Map<String, Object> flags = new HashMap<>();
+    flags.put("server_url", server);
+    flags.put("client_key", clientKey);
+    flags.put("worker_id", workerId);
+    flags.put("worker_name", workerName);
+    flags.put("upstream", upstream);
+    flags.put("upstream_api_key", upstreamApiKey);
+    flags.put("models", models);
+    flags.put("max_concurrency", maxConcurrency);
+    flags.put("embedding_batch_size", embeddingBatchSize);
+    flags.put("request_timeout", requestTimeout);
+    flags.put("model_poll_interval", modelPollInterval);
+    flags.put("drain_timeout", drainTimeout);
+    flags.put("reconnect_max", reconnectMax);
+    Path file = config != null ? config : env.get("CONFIG_FILE") == null ? null : Path.of(env.get("CONFIG_FILE"));
+    return new ConfigLoader(env).load(Settings.class, file, flags);
+  }
+}

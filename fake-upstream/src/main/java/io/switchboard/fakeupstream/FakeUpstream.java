@@ -1,0 +1,364 @@
+package io.switchboard.fakeupstream;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.vertx.core.Future;
+import io.vertx.core.Vertx;
+import io.vertx.core.buffer.Buffer;
+import io.vertx.core.http.HttpServer;
+import io.vertx.core.http.HttpServerOptions;
+import io.vertx.core.http.HttpServerRequest;
+import io.vertx.core.http.HttpServerResponse;
+import java.io.IOException;
+import java.util.List;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.atomic.AtomicInteger;
+
+/**
+ * A small OpenAI-compatible server that stands in for llama-server, vLLM and friends in tests and
+ * benchmarks. It answers {@code /v1/models}, {@code /v1/chat/completions} (JSON and SSE) and
+ * {@code /v1/embeddings} with deterministic content, and it can be slowed down or made to fail.
+ *
+ * <p>Chat answers are {@code tokens} words {@code "tok0 tok1 ..."}; streamed, one word per chunk every
+ * {@code tokenIntervalMs}. An embedding of a text is {@code [length, sum of its chars]}, so a caller can
+ * check that every vector sits at the index of its input.
+ */
+public final class FakeUpstream {
+
+  private static final ObjectMapper JSON = new ObjectMapper();
+
+  /** How to behave; change it while running with {@link #behave(Behavior)}. */
+  public record Behavior(
+      List<String> models,
+      int tokens,
+      long tokenIntervalMs,
+      long firstByteDelayMs,
+      int failStatus,
+      int dropAfterTokens,
+      String apiKey) {
+
+    public static Behavior defaults() {
+      return new Behavior(List.of("fake-model"), 8, 0, 0, 0, -1, null);
+    }
+
+    public Behavior withModels(String... names) {
+      return new Behavior(List.of(names), tokens, tokenIntervalMs, firstByteDelayMs, failStatus, dropAfterTokens, apiKey);
+    }
+
+    public Behavior withTokens(int count, long intervalMs) {
+      return new Behavior(models, count, intervalMs, firstByteDelayMs, failStatus, dropAfterTokens, apiKey);
+    }
+
+    public Behavior withFirstByteDelay(long ms) {
+      return new Behavior(models, tokens, tokenIntervalMs, ms, failStatus, dropAfterTokens, apiKey);
+    }
+
+    /** Answer every completion request with this HTTP status and an OpenAI error body (0: succeed). */
+    public Behavior withFailStatus(int status) {
+      return new Behavior(models, tokens, tokenIntervalMs, firstByteDelayMs, status, dropAfterTokens, apiKey);
+    }
+
+    /** Close the connection after this many streamed tokens (-1: never). */
+    public Behavior withDropAfterTokens(int count) {
+      return new Behavior(models, tokens, tokenIntervalMs, firstByteDelayMs, failStatus, count, apiKey);
+    }
+
+    /** Require {@code Authorization: Bearer key}. */
+    public Behavior withApiKey(String key) {
+      return new Behavior(models, tokens, tokenIntervalMs, firstByteDelayMs, failStatus, dropAfterTokens, key);
+    }
+  }
+
+  private final Vertx vertx;
+  private volatile Behavior behavior;
+  private HttpServer server;
+  private final AtomicInteger completions = new AtomicInteger();
+  private final AtomicInteger aborted = new AtomicInteger();
+  private final AtomicInteger inFlight = new AtomicInteger();
+  private final List<Integer> embeddingBatchSizes = new CopyOnWriteArrayList<>();
+  private final List<String> authorizations = new CopyOnWriteArrayList<>();
+
+  public FakeUpstream(Vertx vertx, Behavior behavior) {
+    this.vertx = vertx;
+    this.behavior = behavior;
+  }
+
+  public Future<FakeUpstream> start(int port) {
+    return vertx.createHttpServer(new HttpServerOptions().setTcpNoDelay(true))
+        .requestHandler(this::handle)
+        .listen(port, "127.0.0.1")
+        .map(s -> {
+          server = s;
+          return this;
+        });
+  }
+
+  public Future<Void> stop() {
+    return server == null ? Future.succeededFuture() : server.close();
+  }
+
+  public int port() {
+    return server.actualPort();
+  }
+
+  /** The OpenAI base URL of this server, {@code http://127.0.0.1:PORT/v1}. */
+  public String baseUrl() {
+    return "http://127.0.0.1:" + port() + "/v1";
+  }
+
+  public void behave(Behavior next) {
+    behavior = next;
+  }
+
+  public Behavior behavior() {
+    return behavior;
+  }
+
+  /** Chat and embedding requests received. */
+  public int requests() {
+    return completions.get();
+  }
+
+  /** Requests whose client went away before the answer was complete. */
+  public int aborted() {
+    return aborted.get();
+  }
+
+  public int inFlight() {
+    return inFlight.get();
+  }
+
+  /** The number of inputs of every embeddings request, in arrival order. */
+  public List<Integer> embeddingBatchSizes() {
+    return List.copyOf(embeddingBatchSizes);
+  }
+
+  /** The Authorization header of every request (null where absent), in arrival order. */
+  public List<String> authorizations() {
+    return List.copyOf(authorizations);
+  }
+
+  private void handle(HttpServerRequest req) {
+    Behavior b = behavior;
+    String auth = req.getHeader("Authorization");
+    authorizations.add(auth == null ? "" : auth);
+    if (b.apiKey() != null && !("Bearer " + b.apiKey()).equals(auth)) {
+      error(req.response(), 401, "invalid api key", "invalid_request_error");
+      return;
+    }
+    String path = req.path();
+    if (req.method().name().equals("GET") && path.equals("/v1/models")) {
+      ArrayNode data = JSON.createArrayNode();
+      for (String model : b.models()) {
+        data.addObject().put("id", model).put("object", "model").put("created", 1700000000).put("owned_by", "fake");
+      }
+      ObjectNode list = JSON.createObjectNode().put("object", "list");
+      list.set("data", data);
+      json(req.response(), 200, list);
+      return;
+    }
+    req.body().onSuccess(body -> {
+      JsonNode request;
+      try {
+        request = JSON.readTree(body.getBytes());
+      } catch (IOException e) {
+        error(req.response(), 400, "bad json", "invalid_request_error");
+        return;
+      }
+      switch (path) {
+        case "/v1/chat/completions" -> chat(req, request, b);
+        case "/v1/embeddings" -> embeddings(req, request, b);
+        default -> error(req.response(), 404, "no route " + path, "invalid_request_error");
+      }
+    });
+  }
+
+  private void chat(HttpServerRequest req, JsonNode request, Behavior b) {
+    completions.incrementAndGet();
+    HttpServerResponse resp = req.response();
+    if (b.failStatus() > 0) {
+      error(resp, b.failStatus(), "fake upstream failure", "server_error");
+      return;
+    }
+    String model = request.path("model").asText("fake-model");
+    boolean stream = request.path("stream").asBoolean(false);
+    boolean includeUsage = request.path("stream_options").path("include_usage").asBoolean(false);
+    inFlight.incrementAndGet();
+    Exchange exchange = new Exchange(resp);
+    resp.closeHandler(v -> exchange.abort());
+    vertx.setTimer(Math.max(1, b.firstByteDelayMs()), t -> {
+      if (exchange.closed) {
+        return;
+      }
+      if (!stream) {
+        StringBuilder text = new StringBuilder();
+        for (int i = 0; i < b.tokens(); i++) {
+          text.append("tok").append(i).append(i + 1 < b.tokens() ? " " : "");
+        }
+        ObjectNode answer = completion(model, "chat.completion");
+        ObjectNode choice = answer.putArray("choices").addObject();
+        choice.put("index", 0).put("finish_reason", "stop");
+        choice.putObject("message").put("role", "assistant").put("content", text.toString());
+        answer.set("usage", usage(5, b.tokens()));
+        exchange.finish(() -> json(resp, 200, answer));
+        return;
+      }
+      resp.setChunked(true).putHeader("Content-Type", "text/event-stream");
+      ObjectNode first = completion(model, "chat.completion.chunk");
+      first.putArray("choices").addObject().put("index", 0).putObject("delta").put("role", "assistant").put("content", "");
+      resp.write(sse(first));
+      streamTokens(exchange, model, b, includeUsage, 0);
+    });
+  }
+
+  private void streamTokens(Exchange exchange, String model, Behavior b, boolean includeUsage, int i) {
+    if (exchange.closed) {
+      return;
+    }
+    HttpServerResponse resp = exchange.response;
+    if (i == b.dropAfterTokens()) {
+      exchange.drop();
+      return;
+    }
+    if (i == b.tokens()) {
+      ObjectNode last = completion(model, "chat.completion.chunk");
+      last.putArray("choices").addObject().put("index", 0).put("finish_reason", "stop").putObject("delta");
+      resp.write(sse(last));
+      if (includeUsage) {
+        ObjectNode usage = completion(model, "chat.completion.chunk");
+        usage.putArray("choices");
+        usage.set("usage", usage(5, b.tokens()));
+        resp.write(sse(usage));
+      }
+      exchange.finish(() -> resp.end("data: [DONE]\n\n"));
+      return;
+    }
+    ObjectNode chunk = completion(model, "chat.completion.chunk");
+    chunk.putArray("choices").addObject().put("index", 0).putObject("delta")
+        .put("content", "tok" + i + (i + 1 < b.tokens() ? " " : ""));
+    resp.write(sse(chunk));
+    if (b.tokenIntervalMs() > 0) {
+      vertx.setTimer(b.tokenIntervalMs(), t -> streamTokens(exchange, model, b, includeUsage, i + 1));
+    } else {
+      streamTokens(exchange, model, b, includeUsage, i + 1);
+    }
+  }
+
+  private void embeddings(HttpServerRequest req, JsonNode request, Behavior b) {
+    completions.incrementAndGet();
+    if (b.failStatus() > 0) {
+      error(req.response(), b.failStatus(), "fake upstream failure", "server_error");
+      return;
+    }
+    JsonNode input = request.path("input");
+    ArrayNode texts = JSON.createArrayNode();
+    if (input.isArray()) {
+      input.forEach(texts::add);
+    } else {
+      texts.add(input);
+    }
+    embeddingBatchSizes.add(texts.size());
+    ObjectNode answer = JSON.createObjectNode().put("object", "list").put("model", request.path("model").asText());
+    ArrayNode data = answer.putArray("data");
+    int tokens = 0;
+    for (int i = 0; i < texts.size(); i++) {
+      String text = texts.get(i).isTextual() ? texts.get(i).asText() : texts.get(i).toString();
+      tokens += text.length();
+      ObjectNode item = data.addObject().put("object", "embedding").put("index", i);
+      item.putArray("embedding").add((double) text.length()).add((double) text.chars().sum());
+    }
+    answer.set("usage", usage(tokens, 0));
+    vertx.setTimer(Math.max(1, b.firstByteDelayMs()), t -> json(req.response(), 200, answer));
+  }
+
+  /** Embedding this server gives a text: what a test compares answers with. */
+  public static List<Double> embeddingOf(String text) {
+    return List.of((double) text.length(), (double) text.chars().sum());
+  }
+
+  private final class Exchange {
+    final HttpServerResponse response;
+    boolean closed;
+
+    Exchange(HttpServerResponse response) {
+      this.response = response;
+    }
+
+    void finish(Runnable write) {
+      closed = true;
+      inFlight.decrementAndGet();
+      write.run();
+    }
+
+    void drop() {
+      closed = true;
+      inFlight.decrementAndGet();
+      response.reset();
+    }
+
+    void abort() {
+      if (!closed) {
+        closed = true;
+        inFlight.decrementAndGet();
+        aborted.incrementAndGet();
+      }
+    }
+  }
+
+  private static ObjectNode completion(String model, String object) {
+    return JSON.createObjectNode()
+        .put("id", "chatcmpl-fake")
+        .put("object", object)
+        .put("created", 1700000000)
+        .put("model", model);
+  }
+
+  private static ObjectNode usage(int prompt, int completion) {
+    return JSON.createObjectNode()
+        .put("prompt_tokens", prompt)
+        .put("completion_tokens", completion)
+        .put("total_tokens", prompt + completion);
+  }
+
+  private static Buffer sse(JsonNode event) {
+    return Buffer.buffer("data: " + event + "\n\n");
+  }
+
+  private static void json(HttpServerResponse resp, int status, JsonNode body) {
+    resp.setStatusCode(status).putHeader("Content-Type", "application/json").end(body.toString());
+  }
+
+  private static void error(HttpServerResponse resp, int status, String message, String type) {
+    ObjectNode body = JSON.createObjectNode();
+    body.putObject("error").put("message", message).put("type", type).putNull("param").putNull("code");
+    json(resp, status, body);
+  }
+
+  /**
+   * Runs the fake as its own process: {@code FakeUpstream [--port N] [--tokens N] [--interval-ms N]
+   * [--first-byte-ms N] [--models a,b]}. Prints {@code listening on PORT} once it accepts connections.
+   */
+  public static void main(String[] args) {
+    Behavior b = Behavior.defaults();
+    int port = 0;
+    for (int i = 0; i + 1 < args.length; i += 2) {
+      String value = args[i + 1];
+      switch (args[i]) {
+        case "--port" -> port = Integer.parseInt(value);
+        case "--tokens" -> b = b.withTokens(Integer.parseInt(value), b.tokenIntervalMs());
+        case "--interval-ms" -> b = b.withTokens(b.tokens(), Long.parseLong(value));
+        case "--first-byte-ms" -> b = b.withFirstByteDelay(Long.parseLong(value));
+        case "--models" -> b = b.withModels(value.split(","));
+        default -> throw new IllegalArgumentException("unknown option " + args[i]);
+      }
+    }
+    FakeUpstream fake = new FakeUpstream(Vertx.vertx(), b);
+    fake.start(port).onSuccess(f -> System.out.println("listening on " + f.port()))
+        .onFailure(e -> {
+          e.printStackTrace();
+          System.exit(1);
+        });
+  }
+}

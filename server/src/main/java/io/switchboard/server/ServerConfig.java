@@ -1,0 +1,112 @@
+package io.switchboard.server;
+
+import com.fasterxml.jackson.annotation.JsonCreator;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.Objects;
+
+/**
+ * Everything the server is told at start. Null fields take the defaults below, so a config built
+ * from a partial YAML file, the environment and flags is complete.
+ *
+ * @param host the address to listen on
+ * @param port the port for the API, dashboard and worker dial-ins (0: any free port)
+ * @param dataDir where the database and media live
+ * @param apiKey the key clients send as {@code Authorization: Bearer}; null leaves the API open to loopback clients only
+ * @param clientKey the key workers send in their {@code register} message; null means workers send none
+ * @param requestTimeout how long a request may wait for its next byte from a worker before it fails with 504
+ * @param queueSize how many requests may wait for a free worker slot (0: none wait)
+ * @param queueTimeout how long a request waits in that queue before it fails with 503
+ * @param drainTimeout how long a drain waits for requests in flight
+ * @param heartbeatInterval how often server and workers exchange heartbeats; a peer silent for three is dropped
+ * @param maxBodyBytes the largest request body accepted (413 beyond)
+ * @param maxFrameBytes the largest WebSocket frame between server and workers
+ * @param modelPollInterval how often the local worker asks its upstreams for their models
+ * @param upstreams OpenAI-compatible servers that the server's own local worker serves
+ */
+public record ServerConfig(
+    String host,
+    Integer port,
+    Path dataDir,
+    String apiKey,
+    String clientKey,
+    Duration requestTimeout,
+    Integer queueSize,
+    Duration queueTimeout,
+    Duration drainTimeout,
+    Duration heartbeatInterval,
+    Long maxBodyBytes,
+    Integer maxFrameBytes,
+    Duration modelPollInterval,
+    List<Upstream> upstreams) {
+
+  public ServerConfig {
+    host = Objects.requireNonNullElse(host, "0.0.0.0");
+    port = Objects.requireNonNullElse(port, 8080);
+    dataDir = Objects.requireNonNullElse(dataDir, Path.of("data"));
+    apiKey = blankToNull(apiKey);
+    clientKey = blankToNull(clientKey);
+    requestTimeout = Objects.requireNonNullElse(requestTimeout, Duration.ofSeconds(120));
+    queueSize = Objects.requireNonNullElse(queueSize, 100);
+    queueTimeout = Objects.requireNonNullElse(queueTimeout, Duration.ofSeconds(30));
+    drainTimeout = Objects.requireNonNullElse(drainTimeout, Duration.ofMinutes(5));
+    heartbeatInterval = Objects.requireNonNullElse(heartbeatInterval, Duration.ofSeconds(5));
+    maxBodyBytes = Objects.requireNonNullElse(maxBodyBytes, 32L << 20);
+    maxFrameBytes = Objects.requireNonNullElse(maxFrameBytes, 1 << 20);
+    modelPollInterval = Objects.requireNonNullElse(modelPollInterval, Duration.ofMinutes(1));
+    upstreams = upstreams == null ? List.of() : List.copyOf(upstreams);
+    if (port < 0 || port > 65535) {
+      throw new IllegalArgumentException("port must be between 0 and 65535, got " + port);
+    }
+    if (queueSize < 0) {
+      throw new IllegalArgumentException("queue_size must be 0 or more, got " + queueSize);
+    }
+    if (maxFrameBytes < 4096) {
+      throw new IllegalArgumentException("max_frame_bytes must be at least 4096, got " + maxFrameBytes);
+    }
+  }
+
+  /** All defaults. */
+  public static ServerConfig defaults() {
+    return new ServerConfig(null, null, null, null, null, null, null, null, null, null, null, null, null, null);
+  }
+
+  private static String blankToNull(String value) {
+    return value == null || value.isBlank() ? null : value;
+  }
+
+  /**
+   * An OpenAI-compatible server served by the server's local worker.
+   *
+   * @param name a display name (default: the URL's host and port)
+   * @param url its OpenAI base URL, like {@code http://127.0.0.1:8081/v1}
+   * @param apiKey the key the upstream wants, or null
+   * @param models the models to advertise; empty: read from the upstream's {@code /v1/models}
+   * @param maxConcurrency how many requests may run there at once
+   * @param embeddingBatchSize the most inputs per embeddings request (0: no limit)
+   */
+  public record Upstream(
+      String name, String url, String apiKey, List<String> models, Integer maxConcurrency, Integer embeddingBatchSize) {
+
+    @JsonCreator(mode = JsonCreator.Mode.PROPERTIES)
+    public Upstream {
+      if (url == null || url.isBlank()) {
+        throw new IllegalArgumentException("an upstream needs a url");
+      }
+      models = models == null ? List.of() : List.copyOf(models);
+      maxConcurrency = Objects.requireNonNullElse(maxConcurrency, 8);
+      embeddingBatchSize = Objects.requireNonNullElse(embeddingBatchSize, 0);
+      if (name == null || name.isBlank()) {
+        java.net.URI uri = java.net.URI.create(url);
+        name = uri.getHost() + (uri.getPort() > 0 ? ":" + uri.getPort() : "");
+      }
+    }
+
+    /** An upstream given by its URL alone, as in {@code upstreams: [http://127.0.0.1:8081/v1]}. */
+    @JsonCreator(mode = JsonCreator.Mode.DELEGATING)
+    public static Upstream of(String url) {
+      return new Upstream(null, url, null, null, null, null);
+    }
+  }
+}

@@ -1,0 +1,69 @@
+package io.switchboard.server.http;
+
+import io.vertx.core.Future;
+import io.vertx.core.Handler;
+import io.vertx.core.Promise;
+import io.vertx.ext.web.RoutingContext;
+import java.util.concurrent.atomic.AtomicInteger;
+
+/**
+ * Counts the API requests in flight and turns new ones away once the server drains, so that a
+ * drain can wait for exactly the work it let in.
+ */
+public final class Admission implements Handler<RoutingContext> {
+
+  private final AtomicInteger inFlight = new AtomicInteger();
+  private volatile boolean draining;
+  private volatile Promise<Void> idle;
+
+  @Override
+  public void handle(RoutingContext ctx) {
+    if (draining) {
+      ApiError.draining().send(ctx.response());
+      return;
+    }
+    inFlight.incrementAndGet();
+    ctx.addEndHandler(v -> left());
+    ctx.next();
+  }
+
+  /** Refuses while draining, without counting: for long-lived connections such as worker dial-ins. */
+  public Handler<RoutingContext> gate() {
+    return ctx -> {
+      if (draining) {
+        ApiError.draining().send(ctx.response());
+      } else {
+        ctx.next();
+      }
+    };
+  }
+
+  public boolean draining() {
+    return draining;
+  }
+
+  public int inFlight() {
+    return inFlight.get();
+  }
+
+  /** Refuses new requests from now on; the future completes when the last one in flight has ended. */
+  public synchronized Future<Void> drain() {
+    draining = true;
+    if (idle == null) {
+      idle = Promise.promise();
+      if (inFlight.get() == 0) {
+        idle.tryComplete();
+      }
+    }
+    return idle.future();
+  }
+
+  private void left() {
+    if (inFlight.decrementAndGet() == 0 && draining) {
+      Promise<Void> waiting = idle;
+      if (waiting != null) {
+        waiting.tryComplete();
+      }
+    }
+  }
+}

@@ -1,0 +1,270 @@
+package io.switchboard.server.llm;
+
+import io.switchboard.protocol.Failures;
+import io.switchboard.server.http.ApiError;
+import io.switchboard.server.http.ApiException;
+import io.switchboard.worker.backend.BackendCall;
+import io.switchboard.worker.backend.BackendRequest;
+import io.switchboard.worker.backend.Failure;
+import io.switchboard.worker.backend.ResponseSink;
+import io.vertx.core.Vertx;
+import io.vertx.core.buffer.Buffer;
+import java.time.Duration;
+import java.util.HashSet;
+import java.util.Map;
+import java.util.Set;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * One client request on its way through the router: it takes a worker slot, runs the request
+ * there, and relays the answer to a {@link Downstream}. A worker that fails before the answer's
+ * head reached the client is left out and the request goes to another; after that, the failure
+ * reaches the client. A worker silent for the request timeout ends the request with 504.
+ */
+public final class Dispatch {
+
+  private static final Logger log = LoggerFactory.getLogger(Dispatch.class);
+  private static final int MAX_ATTEMPTS = 4;
+
+  /** Where the answer goes. Exactly one of {@link #complete} or {@link #fail} ends it. */
+  public interface Downstream {
+    void head(Worker worker, int status, Map<String, String> headers);
+
+    void chunk(Buffer data);
+
+    void complete();
+
+    /** The request failed; {@code headSent} says whether {@link #head} was already called. */
+    void fail(ApiError error, boolean headSent);
+  }
+
+  private final LlmRouter router;
+  private final Vertx vertx;
+  private final String model;
+  private final BackendRequest request;
+  private final String preferred;
+  private final long idleTimeoutNanos;
+  private final Downstream downstream;
+  private final Set<String> tried = new HashSet<>();
+
+  private Failure lastFailure;
+  private int attempt;
+  private LlmRouter.Ticket ticket;
+  private Lease lease;
+  private BackendCall call;
+  private boolean headSent;
+  private boolean finished;
+  private long lastActivity;
+  private long idleTimer = -1;
+
+  public Dispatch(LlmRouter router, Vertx vertx, String model, BackendRequest request, String preferred,
+      Duration idleTimeout, Downstream downstream) {
+    this.router = router;
+    this.vertx = vertx;
+    this.model = model;
+    this.request = request;
+    this.preferred = preferred;
+    this.idleTimeoutNanos = idleTimeout.toNanos();
+    this.downstream = downstream;
+  }
+
+  public synchronized void start() {
+    next();
+  }
+
+  /** The client went away: leave the queue or abort at the worker, and give the slot back. */
+  public void cancel() {
+    LlmRouter.Ticket waiting;
+    BackendCall running;
+    synchronized (this) {
+      if (finished) {
+        return;
+      }
+      finished = true;
+      waiting = ticket;
+      running = call;
+      cancelTimer();
+    }
+    if (waiting != null) {
+      waiting.cancel();
+    }
+    if (running != null) {
+      running.cancel();
+    }
+    releaseLease();
+  }
+
+  private void next() {
+    int current = ++attempt;
+    LlmRouter.Ticket t = router.acquire(model, tried, tried.isEmpty() ? preferred : null);
+    ticket = t;
+    t.future().onComplete(ar -> {
+      if (ar.succeeded()) {
+        onSlot(current, ar.result());
+      } else {
+        onNoSlot(current, ar.cause());
+      }
+    });
+  }
+
+  private void onSlot(int current, Lease granted) {
+    synchronized (this) {
+      if (finished || current != attempt) {
+        granted.release();
+        return;
+      }
+      ticket = null;
+      lease = granted;
+      tried.add(granted.worker().id());
+      touch();
+      armTimer();
+    }
+    BackendCall started = granted.worker().backend().call(request, new Attempt(current));
+    synchronized (this) {
+      if (current == attempt && !finished) {
+        call = started;
+        return;
+      }
+    }
+    if (finished) {
+      started.cancel();
+    }
+  }
+
+  private void onNoSlot(int current, Throwable cause) {
+    synchronized (this) {
+      if (finished || current != attempt) {
+        return;
+      }
+      ticket = null;
+      ApiError error = ApiException.of(cause);
+      boolean nowhereLeft = "model_not_found".equals(error.code()) || "no_worker_available".equals(error.code());
+      if (lastFailure != null && nowhereLeft) {
+        finish(ApiError.upstream(lastFailure.code(), lastFailure.message() + "; no other worker serves " + model));
+      } else {
+        finish(error);
+      }
+    }
+  }
+
+  private void finish(ApiError error) {
+    finished = true;
+    cancelTimer();
+    downstream.fail(error, headSent);
+  }
+
+  private void releaseLease() {
+    Lease held;
+    synchronized (this) {
+      held = lease;
+      lease = null;
+    }
+    if (held != null) {
+      held.release();
+    }
+  }
+
+  private void touch() {
+    lastActivity = System.nanoTime();
+  }
+
+  private void armTimer() {
+    cancelTimer();
+    long remaining = Math.max(1, (lastActivity + idleTimeoutNanos - System.nanoTime()) / 1_000_000);
+    idleTimer = vertx.setTimer(remaining, t -> onTimer());
+  }
+
+  private void cancelTimer() {
+    if (idleTimer >= 0) {
+      vertx.cancelTimer(idleTimer);
+      idleTimer = -1;
+    }
+  }
+
+  private void onTimer() {
+    BackendCall running;
+    synchronized (this) {
+      if (finished || lease == null) {
+        return;
+      }
+      if (System.nanoTime() - lastActivity < idleTimeoutNanos) {
+        armTimer();
+        return;
+      }
+      running = call;
+      log.warn("request for {} on {} timed out: nothing for {} ms", model, lease.worker(), idleTimeoutNanos / 1_000_000);
+      finish(ApiError.timeout());
+    }
+    if (running != null) {
+      running.cancel();
+    }
+    releaseLease();
+  }
+
+  /** The sink for one attempt; events from an attempt that was superseded are dropped. */
+  private final class Attempt implements ResponseSink {
+    private final int number;
+
+    Attempt(int number) {
+      this.number = number;
+    }
+
+    private boolean live() {
+      return !finished && number == attempt;
+    }
+
+    @Override
+    public void head(int status, Map<String, String> headers) {
+      synchronized (Dispatch.this) {
+        if (!live()) {
+          return;
+        }
+        headSent = true;
+        touch();
+        downstream.head(lease.worker(), status, headers);
+      }
+    }
+
+    @Override
+    public void chunk(Buffer data) {
+      synchronized (Dispatch.this) {
+        if (!live()) {
+          return;
+        }
+        touch();
+        downstream.chunk(data);
+      }
+    }
+
+    @Override
+    public void end(Failure failure) {
+      Worker worker;
+      synchronized (Dispatch.this) {
+        if (!live()) {
+          return;
+        }
+        worker = lease.worker();
+        call = null;
+        if (failure == null) {
+          finished = true;
+          cancelTimer();
+          downstream.complete();
+        } else if (!headSent && Failures.retriable(failure.code()) && attempt < MAX_ATTEMPTS) {
+          log.warn("{} failed before answering ({}: {}); trying another worker", worker, failure.code(), failure.message());
+          lastFailure = failure;
+          cancelTimer();
+        } else {
+          log.warn("{} failed {} ({}: {})", worker, headSent ? "mid-answer" : "before answering", failure.code(), failure.message());
+          finish(ApiError.upstream(failure.code(), failure.message()));
+        }
+      }
+      releaseLease();
+      synchronized (Dispatch.this) {
+        if (!finished && number == attempt) {
+          next();
+        }
+      }
+    }
+  }
+}

@@ -1,0 +1,210 @@
+package io.switchboard.server.llm;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.switchboard.server.http.ApiError;
+import io.switchboard.server.http.ApiException;
+import io.switchboard.worker.backend.BackendRequest;
+import io.vertx.core.Future;
+import io.vertx.core.Promise;
+import io.vertx.core.Vertx;
+import io.vertx.core.buffer.Buffer;
+import java.io.IOException;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Splits an embeddings request whose {@code input} array is larger than the workers' batch sizes
+ * into batches of each worker's {@code embedding_batch_size}, spreads them over the workers that
+ * serve the model, and puts the answers back together in input order with summed usage.
+ */
+final class EmbeddingsBatcher {
+
+  /** A whole answer: the merged list, or the first failing batch's own status and body. */
+  record Answer(int status, Map<String, String> headers, Buffer body) {}
+
+  private record Batch(int start, int size, String worker) {}
+
+  private static final int MAX_PARALLEL = 16;
+
+  private final ObjectMapper json;
+  private final LlmRouter router;
+  private final Vertx vertx;
+  private final Duration idleTimeout;
+
+  EmbeddingsBatcher(ObjectMapper json, LlmRouter router, Vertx vertx, Duration idleTimeout) {
+    this.json = json;
+    this.router = router;
+    this.vertx = vertx;
+    this.idleTimeout = idleTimeout;
+  }
+
+  /** The inputs to split, or null when the request can go to one worker as it is. */
+  static ArrayNode splittableInputs(JsonNode request, List<Worker> serving) {
+    JsonNode input = request.path("input");
+    if (!input.isArray() || input.size() < 2 || !(input.get(0).isTextual() || input.get(0).isArray())) {
+      return null;
+    }
+    for (Worker worker : serving) {
+      int batch = worker.embeddingBatchSize();
+      if (batch > 0 && batch < input.size()) {
+        return (ArrayNode) input;
+      }
+    }
+    return null;
+  }
+
+  Future<Answer> run(String model, ObjectNode request, ArrayNode inputs, Map<String, String> headers, List<Worker> serving) {
+    List<Batch> batches = plan(inputs.size(), serving);
+    Promise<Answer> result = Promise.promise();
+    Buffer[] answers = new Buffer[batches.size()];
+    int parallel = Math.min(MAX_PARALLEL, Math.max(1, serving.stream().mapToInt(Worker::maxConcurrency).sum()));
+    new Runner(model, request, inputs, headers, batches, answers, result).launch(parallel);
+    return result.future();
+  }
+
+  /** Batches in input order; each sized for the worker it is meant for, the workers taken in turn. */
+  private static List<Batch> plan(int total, List<Worker> serving) {
+    List<Worker> order = new ArrayList<>(serving);
+    order.sort(Comparator.comparingInt((Worker w) -> w.maxConcurrency()).reversed());
+    List<Batch> batches = new ArrayList<>();
+    int position = 0;
+    for (int turn = 0; position < total; turn++) {
+      Worker worker = order.get(turn % order.size());
+      int size = worker.embeddingBatchSize() == 0 ? total - position : Math.min(worker.embeddingBatchSize(), total - position);
+      batches.add(new Batch(position, size, worker.id()));
+      position += size;
+    }
+    return batches;
+  }
+
+  private final class Runner {
+    private final String model;
+    private final ObjectNode request;
+    private final ArrayNode inputs;
+    private final Map<String, String> headers;
+    private final List<Batch> batches;
+    private final Buffer[] answers;
+    private final Promise<Answer> result;
+    private int next;
+    private int done;
+
+    Runner(String model, ObjectNode request, ArrayNode inputs, Map<String, String> headers, List<Batch> batches,
+        Buffer[] answers, Promise<Answer> result) {
+      this.model = model;
+      this.request = request;
+      this.inputs = inputs;
+      this.headers = headers;
+      this.batches = batches;
+      this.answers = answers;
+      this.result = result;
+    }
+
+    synchronized void launch(int count) {
+      for (int i = 0; i < count && next < batches.size(); i++) {
+        send(next++);
+      }
+    }
+
+    private void send(int index) {
+      Batch batch = batches.get(index);
+      ObjectNode body = request.deepCopy();
+      ArrayNode slice = body.putArray("input");
+      for (int i = batch.start(); i < batch.start() + batch.size(); i++) {
+        slice.add(inputs.get(i));
+      }
+      BackendRequest backendRequest = new BackendRequest("POST", "/embeddings", headers, false, Buffer.buffer(body.toString()));
+      Collector collector = new Collector();
+      new Dispatch(router, vertx, model, backendRequest, batch.worker(), idleTimeout, collector).start();
+      collector.answer.future().onComplete(ar -> onBatch(index, ar.succeeded() ? ar.result() : null, ar.cause()));
+    }
+
+    private void onBatch(int index, Answer answer, Throwable failure) {
+      synchronized (this) {
+        if (result.future().isComplete()) {
+          return;
+        }
+        if (failure != null) {
+          result.fail(failure);
+          return;
+        }
+        if (answer.status() != 200) {
+          result.complete(answer);
+          return;
+        }
+        answers[index] = answer.body();
+        done++;
+        if (done < batches.size()) {
+          if (next < batches.size()) {
+            send(next++);
+          }
+          return;
+        }
+      }
+      try {
+        result.complete(new Answer(200, Map.of("Content-Type", "application/json"), merge()));
+      } catch (IOException | RuntimeException e) {
+        result.fail(new ApiException(ApiError.upstream("upstream_error", "a worker sent an embeddings answer that is not valid: " + e.getMessage())));
+      }
+    }
+
+    private Buffer merge() throws IOException {
+      ObjectNode merged = json.createObjectNode().put("object", "list");
+      ArrayNode data = merged.putArray("data");
+      long promptTokens = 0;
+      long totalTokens = 0;
+      String answeredModel = model;
+      for (int i = 0; i < batches.size(); i++) {
+        JsonNode part = json.readTree(answers[i].getBytes());
+        if (i == 0 && part.hasNonNull("model")) {
+          answeredModel = part.get("model").asText();
+        }
+        int offset = batches.get(i).start();
+        for (JsonNode item : part.path("data")) {
+          ObjectNode copy = ((ObjectNode) item).deepCopy();
+          copy.put("index", offset + item.path("index").asInt());
+          data.add(copy);
+        }
+        promptTokens += part.path("usage").path("prompt_tokens").asLong();
+        totalTokens += part.path("usage").path("total_tokens").asLong();
+      }
+      merged.put("model", answeredModel);
+      merged.putObject("usage").put("prompt_tokens", promptTokens).put("total_tokens", totalTokens);
+      return Buffer.buffer(json.writeValueAsBytes(merged));
+    }
+  }
+
+  /** Gathers one batch's whole answer. */
+  private static final class Collector implements Dispatch.Downstream {
+    final Promise<Answer> answer = Promise.promise();
+    private int status;
+    private Map<String, String> headers;
+    private final Buffer body = Buffer.buffer();
+
+    @Override
+    public void head(Worker worker, int status, Map<String, String> headers) {
+      this.status = status;
+      this.headers = headers;
+    }
+
+    @Override
+    public void chunk(Buffer data) {
+      body.appendBuffer(data);
+    }
+
+    @Override
+    public void complete() {
+      answer.tryComplete(new Answer(status, headers, body));
+    }
+
+    @Override
+    public void fail(ApiError error, boolean headSent) {
+      answer.tryFail(new ApiException(error));
+    }
+  }
+}

@@ -1,0 +1,70 @@
+package io.switchboard.server.llm;
+
+import io.switchboard.server.http.ApiError;
+import io.vertx.core.buffer.Buffer;
+import io.vertx.core.http.HttpServerResponse;
+import java.util.Map;
+
+/** Relays a worker's answer to the client's HTTP response as it arrives, without buffering. */
+final class HttpDownstream implements Dispatch.Downstream {
+
+  private final HttpServerResponse response;
+  private boolean eventStream;
+
+  HttpDownstream(HttpServerResponse response) {
+    this.response = response;
+  }
+
+  @Override
+  public void head(Worker worker, int status, Map<String, String> headers) {
+    if (response.closed()) {
+      return;
+    }
+    response.setStatusCode(status);
+    boolean lengthKnown = false;
+    for (Map.Entry<String, String> header : headers.entrySet()) {
+      String name = header.getKey();
+      if (name.equalsIgnoreCase("content-length")) {
+        lengthKnown = true;
+      } else if (name.equalsIgnoreCase("content-type") && header.getValue().startsWith("text/event-stream")) {
+        eventStream = true;
+      }
+      response.putHeader(name, header.getValue());
+    }
+    response.putHeader("X-Switchboard-Worker", worker.id());
+    if (eventStream) {
+      response.putHeader("Cache-Control", "no-store").putHeader("X-Accel-Buffering", "no");
+    }
+    if (!lengthKnown) {
+      response.setChunked(true);
+    }
+  }
+
+  @Override
+  public void chunk(Buffer data) {
+    if (!response.closed()) {
+      response.write(data);
+    }
+  }
+
+  @Override
+  public void complete() {
+    if (!response.closed()) {
+      response.end();
+    }
+  }
+
+  @Override
+  public void fail(ApiError error, boolean headSent) {
+    if (response.closed()) {
+      return;
+    }
+    if (!headSent) {
+      error.send(response);
+    } else if (eventStream) {
+      response.end(error.toSseEvent());
+    } else {
+      response.reset();
+    }
+  }
+}

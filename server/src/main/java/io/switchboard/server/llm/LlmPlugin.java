@@ -1,0 +1,236 @@
+package io.switchboard.server.llm;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.switchboard.server.ServerConfig;
+import io.switchboard.server.http.Admission;
+import io.switchboard.server.http.ApiError;
+import io.switchboard.server.http.ApiException;
+import io.switchboard.server.http.Secret;
+import io.switchboard.worker.backend.BackendRequest;
+import io.switchboard.worker.backend.UpstreamBackend;
+import io.vertx.core.Future;
+import io.vertx.core.Handler;
+import io.vertx.core.Vertx;
+import io.vertx.core.buffer.Buffer;
+import io.vertx.core.http.HttpServerRequest;
+import io.vertx.core.http.HttpServerResponse;
+import io.vertx.ext.web.Router;
+import io.vertx.ext.web.RoutingContext;
+import java.io.IOException;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.UUID;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The {@code llm} plugin: workers dial in at {@code /api/llm/connect}, and the OpenAI endpoints
+ * ({@code /v1/...} and {@code /api/llm/v1/...}, one implementation) are routed over them. The
+ * server's own upstreams join as a local worker that takes the same routing without a WebSocket hop.
+ */
+public final class LlmPlugin {
+
+  private static final Logger log = LoggerFactory.getLogger(LlmPlugin.class);
+  private static final String[] API_PREFIXES = {"/v1", "/api/llm/v1"};
+
+  private final Vertx vertx;
+  private final ServerConfig config;
+  private final ObjectMapper json;
+  private final LlmRouter router;
+  private final WorkerConnection.Settings connectionSettings;
+  private final EmbeddingsBatcher batcher;
+  private final List<UpstreamBackend> upstreams = new ArrayList<>();
+  private long pollTimer = -1;
+
+  public LlmPlugin(Vertx vertx, ServerConfig config, ObjectMapper json) {
+    this.vertx = vertx;
+    this.config = config;
+    this.json = json;
+    this.router = new LlmRouter(vertx, config.queueSize(), config.queueTimeout());
+    this.connectionSettings = new WorkerConnection.Settings(
+        Secret.ofNullable(config.clientKey()), config.heartbeatInterval().toMillis(), config.maxFrameBytes());
+    this.batcher = new EmbeddingsBatcher(json, router, vertx, config.requestTimeout());
+  }
+
+  public LlmRouter router() {
+    return router;
+  }
+
+  /**
+   * Adds the plugin's routes.
+   *
+   * @param apiAuth checks the caller's API key
+   * @param admission counts requests in flight and refuses new ones while the server drains
+   */
+  public void mount(Router web, Handler<RoutingContext> apiAuth, Admission admission) {
+    web.get("/api/llm/connect").handler(admission.gate()).handler(this::connect);
+    for (String prefix : API_PREFIXES) {
+      web.post(prefix + "/chat/completions").handler(apiAuth).handler(admission).handler(ctx -> proxy(ctx, "/chat/completions"));
+      web.post(prefix + "/completions").handler(apiAuth).handler(admission).handler(ctx -> proxy(ctx, "/completions"));
+      web.post(prefix + "/embeddings").handler(apiAuth).handler(admission).handler(this::embeddings);
+      web.get(prefix + "/models").handler(apiAuth).handler(this::listModels);
+      web.get(prefix + "/models/*").handler(apiAuth).handler(this::getModel);
+    }
+    web.post("/api/llm/workers/:id/drain").handler(apiAuth).handler(this::drainWorker);
+  }
+
+  /** Starts the local worker over the configured upstreams and keeps their model lists fresh. */
+  public Future<Void> startLocalWorkers() {
+    List<Future<?>> joined = new ArrayList<>();
+    List<Runnable> refreshers = new ArrayList<>();
+    for (ServerConfig.Upstream upstream : config.upstreams()) {
+      UpstreamBackend backend = new UpstreamBackend(vertx, upstream.url(), upstream.apiKey(), upstream.models(),
+          config.requestTimeout());
+      upstreams.add(backend);
+      Worker worker = new Worker("local:" + upstream.name(), upstream.name(), true, backend, List.of(),
+          upstream.maxConcurrency(), upstream.embeddingBatchSize());
+      router.register(worker);
+      Runnable refresh = () -> backend.models()
+          .onSuccess(models -> {
+            if (!models.equals(worker.models())) {
+              router.update(worker, models, null, null);
+            }
+          })
+          .onFailure(e -> log.warn("cannot list models of upstream {}: {}", backend.baseUrl(), e.getMessage()));
+      refreshers.add(refresh);
+      joined.add(backend.models().onSuccess(models -> router.update(worker, models, null, null))
+          .onFailure(e -> log.warn("upstream {} is not answering yet ({}); its models appear once it does",
+              backend.baseUrl(), e.getMessage()))
+          .otherwiseEmpty());
+    }
+    long every = config.modelPollInterval().toMillis();
+    if (!refreshers.isEmpty() && every > 0) {
+      pollTimer = vertx.setPeriodic(every, t -> refreshers.forEach(Runnable::run));
+    }
+    return Future.all(joined).mapEmpty();
+  }
+
+  public Future<Void> close() {
+    if (pollTimer >= 0) {
+      vertx.cancelTimer(pollTimer);
+    }
+    return Future.all(upstreams.stream().map(UpstreamBackend::close).toList()).mapEmpty();
+  }
+
+  private void connect(RoutingContext ctx) {
+    ctx.request().toWebSocket()
+        .onSuccess(ws -> new WorkerConnection(vertx, ws, router, connectionSettings).start())
+        .onFailure(e -> log.debug("worker WebSocket upgrade failed: {}", e.getMessage()));
+  }
+
+  private void proxy(RoutingContext ctx, String path) {
+    Buffer body = ctx.body().buffer();
+    RequestPeek peek = RequestPeek.of(body);
+    HttpServerResponse response = ctx.response();
+    Dispatch dispatch = new Dispatch(router, vertx, peek.model(),
+        new BackendRequest("POST", path, forwardedHeaders(ctx), peek.stream(), body), null,
+        config.requestTimeout(), new HttpDownstream(response));
+    response.closeHandler(v -> dispatch.cancel());
+    dispatch.start();
+  }
+
+  private void embeddings(RoutingContext ctx) {
+    Buffer body = ctx.body().buffer();
+    RequestPeek peek = RequestPeek.of(body);
+    List<Worker> serving = router.serving(peek.model());
+    JsonNode request;
+    try {
+      request = json.readTree(body.getBytes());
+    } catch (IOException e) {
+      throw new ApiException(ApiError.invalidJson(e.getMessage()));
+    }
+    ArrayNode inputs = EmbeddingsBatcher.splittableInputs(request, serving);
+    if (inputs == null) {
+      proxy(ctx, "/embeddings");
+      return;
+    }
+    HttpServerResponse response = ctx.response();
+    batcher.run(peek.model(), (ObjectNode) request, inputs, forwardedHeaders(ctx), serving).onComplete(ar -> {
+      if (response.closed()) {
+        return;
+      }
+      if (ar.failed()) {
+        ApiException.of(ar.cause()).send(response);
+        return;
+      }
+      EmbeddingsBatcher.Answer answer = ar.result();
+      response.setStatusCode(answer.status());
+      answer.headers().forEach((name, value) -> {
+        if (!name.equalsIgnoreCase("content-length")) {
+          response.putHeader(name, value);
+        }
+      });
+      response.end(answer.body());
+    });
+  }
+
+  private void listModels(RoutingContext ctx) {
+    ObjectNode list = json.createObjectNode().put("object", "list");
+    ArrayNode data = list.putArray("data");
+    router.models().forEach(model -> data.add(modelJson(model)));
+    sendJson(ctx.response(), list);
+  }
+
+  private void getModel(RoutingContext ctx) {
+    String id = ctx.pathParam("*");
+    router.model(id).ifPresentOrElse(
+        model -> sendJson(ctx.response(), modelJson(model)),
+        () -> ApiError.modelNotFound(id).send(ctx.response()));
+  }
+
+  private ObjectNode modelJson(LlmRouter.ModelEntry model) {
+    ObjectNode node = json.createObjectNode()
+        .put("id", model.id())
+        .put("object", "model")
+        .put("created", model.created())
+        .put("owned_by", "worker");
+    ArrayNode workers = node.putArray("workers");
+    model.workers().forEach(workers::add);
+    return node;
+  }
+
+  private void drainWorker(RoutingContext ctx) {
+    String id = ctx.pathParam("id");
+    router.worker(id).ifPresentOrElse(worker -> {
+      router.update(worker, null, null, true);
+      if (worker.backend() instanceof WorkerConnection connection) {
+        connection.drain();
+      }
+      ctx.response().setStatusCode(202);
+      sendJson(ctx.response(), json.createObjectNode().put("id", id).put("status", "draining"));
+    }, () -> ApiError.notFound("no worker with id '" + id + "' is connected").send(ctx.response()));
+  }
+
+  private void sendJson(HttpServerResponse response, JsonNode body) {
+    response.putHeader("Content-Type", "application/json").end(body.toString());
+  }
+
+  /** The client's headers a backend may need; never its credentials, which are for this server only. */
+  private static Map<String, String> forwardedHeaders(RoutingContext ctx) {
+    HttpServerRequest request = ctx.request();
+    Map<String, String> headers = new HashMap<>(4);
+    String contentType = request.getHeader("Content-Type");
+    headers.put("Content-Type", contentType == null ? "application/json" : contentType);
+    copy(request, headers, "Accept");
+    copy(request, headers, "User-Agent");
+    String requestId = request.getHeader("X-Request-Id");
+    if (requestId == null) {
+      requestId = UUID.randomUUID().toString();
+    }
+    headers.put("X-Request-Id", requestId);
+    ctx.response().putHeader("X-Request-Id", requestId);
+    return headers;
+  }
+
+  private static void copy(HttpServerRequest request, Map<String, String> headers, String name) {
+    String value = request.getHeader(name);
+    if (value != null) {
+      headers.put(name, value);
+    }
+  }
+}

@@ -1,0 +1,97 @@
+package io.switchboard.server.llm;
+
+import io.switchboard.worker.backend.Backend;
+import java.time.Instant;
+import java.util.List;
+
+/**
+ * A worker as the router sees it: what it serves, how much it may take, and how to reach it. The
+ * mutable parts change only through {@link LlmRouter}, under its lock.
+ */
+public final class Worker {
+
+  private final String id;
+  private final String name;
+  private final boolean local;
+  private final Backend backend;
+  private final Instant connectedAt = Instant.now();
+  private volatile List<String> models;
+  private volatile int maxConcurrency;
+  private volatile int embeddingBatchSize;
+  private volatile boolean draining;
+  int inFlight;
+  long lastDispatch;
+
+  public Worker(String id, String name, boolean local, Backend backend, List<String> models, int maxConcurrency,
+      int embeddingBatchSize) {
+    this.id = id;
+    this.name = name;
+    this.local = local;
+    this.backend = backend;
+    this.models = List.copyOf(models);
+    this.maxConcurrency = maxConcurrency;
+    this.embeddingBatchSize = embeddingBatchSize;
+  }
+
+  public String id() {
+    return id;
+  }
+
+  public String name() {
+    return name;
+  }
+
+  /** Whether this is the server's own in-process worker rather than one that dialed in. */
+  public boolean local() {
+    return local;
+  }
+
+  public Backend backend() {
+    return backend;
+  }
+
+  public Instant connectedAt() {
+    return connectedAt;
+  }
+
+  public List<String> models() {
+    return models;
+  }
+
+  public int maxConcurrency() {
+    return maxConcurrency;
+  }
+
+  public int embeddingBatchSize() {
+    return embeddingBatchSize;
+  }
+
+  public boolean draining() {
+    return draining;
+  }
+
+  void models(List<String> next) {
+    models = List.copyOf(next);
+  }
+
+  void maxConcurrency(int next) {
+    maxConcurrency = next;
+  }
+
+  void draining(boolean next) {
+    draining = next;
+  }
+
+  boolean serves(String model) {
+    return !draining && models.contains(model);
+  }
+
+  int free() {
+    return maxConcurrency - inFlight;
+  }
+
+  @Override
+  public String toString() {
+    return "worker " + id + (name == null ? "" : " (" + name + ")");
+  }
+}

@@ -1,0 +1,494 @@
+package io.switchboard.worker;
+
+import io.switchboard.protocol.BuildInfo;
+import io.switchboard.protocol.CloseCodes;
+import io.switchboard.protocol.DataFrame;
+import io.switchboard.protocol.Failures;
+import io.switchboard.protocol.WireCodec;
+import io.switchboard.protocol.WorkerMessage;
+import io.switchboard.worker.backend.Backend;
+import io.switchboard.worker.backend.BackendCall;
+import io.switchboard.worker.backend.BackendRequest;
+import io.switchboard.worker.backend.Failure;
+import io.switchboard.worker.backend.ResponseSink;
+import io.vertx.core.Context;
+import io.vertx.core.Future;
+import io.vertx.core.Promise;
+import io.vertx.core.Vertx;
+import io.vertx.core.buffer.Buffer;
+import io.vertx.core.http.WebSocket;
+import io.vertx.core.http.WebSocketClient;
+import io.vertx.core.http.WebSocketClientOptions;
+import io.vertx.core.http.WebSocketConnectOptions;
+import java.net.InetAddress;
+import java.net.URI;
+import java.net.UnknownHostException;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The worker side of {@code /api/llm/connect}: dials the server, registers, runs the requests it is
+ * sent on its {@link Backend}, and streams the answers back. It reconnects with backoff when the
+ * connection drops and re-registers under the id the server gave it.
+ *
+ * <p>All state lives on one Vert.x context, so nothing here needs a lock.
+ */
+public final class WorkerAgent {
+
+  private static final Logger log = LoggerFactory.getLogger(WorkerAgent.class);
+  private static final long DEFAULT_HEARTBEAT_MS = 5_000;
+
+  private final Vertx vertx;
+  private final WorkerConfig config;
+  private final Backend backend;
+  private final Context context;
+  private final WebSocketClient client;
+  private final WebSocketConnectOptions connectOptions;
+  private final String connectUrl;
+  private final Promise<Void> firstRegistration = Promise.promise();
+  private final Promise<Void> terminated = Promise.promise();
+  private final Map<Long, InboundRequest> active = new HashMap<>();
+
+  private WebSocket socket;
+  private boolean registered;
+  private String workerId;
+  private List<String> models = List.of();
+  private long heartbeatMs = DEFAULT_HEARTBEAT_MS;
+  private long lastHeard;
+  private long heartbeatTimer = -1;
+  private long pollTimer = -1;
+  private long backoffMs;
+  private boolean draining;
+  private boolean stopped;
+
+  public WorkerAgent(Vertx vertx, WorkerConfig config, Backend backend) {
+    this.vertx = vertx;
+    this.config = config;
+    this.backend = backend;
+    this.context = vertx.getOrCreateContext();
+    this.workerId = config.workerId();
+    this.backoffMs = config.reconnectInitial().toMillis();
+    this.client = vertx.createWebSocketClient(new WebSocketClientOptions()
+        .setMaxFrameSize(config.maxFrameBytes())
+        .setMaxMessageSize(config.maxFrameBytes())
+        .setConnectTimeout(15_000)
+        .setTcpNoDelay(true));
+    this.connectOptions = connectOptions(config.serverUrl());
+    this.connectUrl = describe(connectOptions);
+  }
+
+  static WebSocketConnectOptions connectOptions(String serverUrl) {
+    URI uri = URI.create(serverUrl.endsWith("/") ? serverUrl.substring(0, serverUrl.length() - 1) : serverUrl);
+    String scheme = switch (Objects.requireNonNullElse(uri.getScheme(), "")) {
+      case "http", "ws" -> "ws";
+      case "https", "wss" -> "wss";
+      default -> throw new IllegalArgumentException("server URL must start with http://, https://, ws:// or wss://: " + serverUrl);
+    };
+    String path = uri.getPath() == null || uri.getPath().isEmpty() || uri.getPath().equals("/")
+        ? "/api/llm/connect" : uri.getPath();
+    return new WebSocketConnectOptions().setAbsoluteURI(scheme + "://" + uri.getRawAuthority() + path);
+  }
+
+  private static String describe(WebSocketConnectOptions options) {
+    return (Boolean.TRUE.equals(options.isSsl()) ? "wss://" : "ws://") + options.getHost() + ":" + options.getPort() + options.getURI();
+  }
+
+  /**
+   * Looks up the backend's models, then connects. The future completes at the first successful
+   * registration, or fails when the server rejects the worker for good.
+   */
+  public Future<Void> start() {
+    context.runOnContext(v -> backend.models()
+        .onSuccess(found -> models = List.copyOf(found))
+        .onFailure(e -> log.warn("cannot list the backend's models yet ({}); registering with none", e.getMessage()))
+        .onComplete(ignored -> {
+          startModelPolling();
+          connect();
+        }));
+    return firstRegistration.future();
+  }
+
+  /** Completes when the worker has left for good: drained, stopped or rejected. */
+  public Future<Void> terminated() {
+    return terminated.future();
+  }
+
+  /** The id the server knows this worker by, once registered. */
+  public String workerId() {
+    return workerId;
+  }
+
+  /** Advertises a new model list without reconnecting. */
+  public void updateModels(List<String> newModels) {
+    context.runOnContext(v -> {
+      models = List.copyOf(newModels);
+      if (registered) {
+        send(new WorkerMessage.StatusUpdate(models, null, null));
+      }
+    });
+  }
+
+  /**
+   * Stops taking requests, lets those in flight finish (up to the drain timeout), then disconnects.
+   * The returned future completes when the worker has left.
+   */
+  public Future<Void> drain() {
+    context.runOnContext(v -> beginDrain());
+    return terminated.future();
+  }
+
+  /** Disconnects at once, aborting whatever is in flight. */
+  public Future<Void> stop() {
+    Promise<Void> closed = Promise.promise();
+    context.runOnContext(v -> {
+      stopped = true;
+      cancelAll();
+      cancelTimers();
+      Future<Void> close = socket == null ? Future.succeededFuture() : socket.close(CloseCodes.NORMAL, "worker stopping");
+      close.eventually(() -> client.close()).onComplete(ar -> {
+        terminated.tryComplete();
+        closed.complete();
+      });
+    });
+    return closed.future();
+  }
+
+  private void connect() {
+    if (stopped) {
+      return;
+    }
+    client.connect(connectOptions).onComplete(ar -> {
+      if (ar.failed()) {
+        log.warn("cannot connect to {}: {}; retrying in {} ms", connectUrl, ar.cause().getMessage(), backoffMs);
+        scheduleReconnect();
+        return;
+      }
+      onOpen(ar.result());
+    });
+  }
+
+  private void onOpen(WebSocket ws) {
+    if (stopped) {
+      ws.close();
+      return;
+    }
+    socket = ws;
+    registered = false;
+    lastHeard = System.nanoTime();
+    ws.textMessageHandler(text -> onText(ws, text));
+    ws.binaryMessageHandler(data -> onBinary(ws, data));
+    ws.exceptionHandler(e -> log.debug("worker connection error: {}", e.getMessage()));
+    ws.closeHandler(v -> onClose(ws));
+    send(new WorkerMessage.Register(config.clientKey(), workerId, workerName(), models, config.maxConcurrency(),
+        config.embeddingBatchSize(), BuildInfo.current().version()));
+    armHeartbeat();
+  }
+
+  private String workerName() {
+    if (config.workerName() != null && !config.workerName().isBlank()) {
+      return config.workerName();
+    }
+    try {
+      return InetAddress.getLocalHost().getHostName();
+    } catch (UnknownHostException e) {
+      return null;
+    }
+  }
+
+  private void onText(WebSocket ws, String text) {
+    if (ws != socket) {
+      return;
+    }
+    lastHeard = System.nanoTime();
+    WorkerMessage message;
+    try {
+      message = WireCodec.decode(text);
+    } catch (IllegalArgumentException e) {
+      log.warn("ignoring a message from the server: {}", e.getMessage());
+      return;
+    }
+    switch (message) {
+      case WorkerMessage.Registered r -> onRegistered(r);
+      case WorkerMessage.Request r -> onRequest(ws, r);
+      case WorkerMessage.Cancel c -> {
+        InboundRequest request = active.remove(c.requestId());
+        if (request != null) {
+          request.cancel();
+          afterRequest();
+        }
+      }
+      case WorkerMessage.Drain d -> {
+        log.info("server asked this worker to drain");
+        beginDrain();
+      }
+      case WorkerMessage.Heartbeat h -> { }
+      default -> log.warn("ignoring unexpected {} from the server", message.getClass().getSimpleName());
+    }
+  }
+
+  private void onRegistered(WorkerMessage.Registered r) {
+    boolean first = workerId == null || !registered;
+    workerId = r.workerId();
+    registered = true;
+    backoffMs = config.reconnectInitial().toMillis();
+    if (r.heartbeatIntervalMs() > 0 && r.heartbeatIntervalMs() != heartbeatMs) {
+      heartbeatMs = r.heartbeatIntervalMs();
+      armHeartbeat();
+    }
+    if (first) {
+      log.info("registered with {} as worker {} serving {}", connectUrl, workerId, models);
+    }
+    firstRegistration.tryComplete();
+    if (draining) {
+      send(new WorkerMessage.StatusUpdate(null, null, "draining"));
+    }
+  }
+
+  private void onRequest(WebSocket ws, WorkerMessage.Request r) {
+    if (draining) {
+      send(new WorkerMessage.ResponseEnd(r.requestId(), Failures.WORKER_DRAINING, "worker is draining"));
+      return;
+    }
+    InboundRequest request = new InboundRequest(ws, r);
+    active.put(r.requestId(), request);
+    if (r.bodyLength() == 0) {
+      request.dispatch();
+    }
+  }
+
+  private void onBinary(WebSocket ws, Buffer data) {
+    if (ws != socket) {
+      return;
+    }
+    lastHeard = System.nanoTime();
+    DataFrame frame;
+    try {
+      frame = DataFrame.decode(data);
+    } catch (IllegalArgumentException e) {
+      log.warn("ignoring a data frame: {}", e.getMessage());
+      return;
+    }
+    InboundRequest request = active.get(frame.requestId());
+    if (request != null && frame.kind() == DataFrame.Kind.REQUEST_BODY) {
+      request.append(frame.payload());
+    }
+  }
+
+  private void onClose(WebSocket ws) {
+    if (ws != socket) {
+      return;
+    }
+    socket = null;
+    registered = false;
+    cancelAll();
+    Short code = ws.closeStatusCode();
+    String reason = ws.closeReason();
+    if (code != null && CloseCodes.permanent(code)) {
+      log.error("server rejected this worker: {} (close code {}); not reconnecting", reason, code);
+      WorkerRejectedException rejected = new WorkerRejectedException(code, reason);
+      cancelTimers();
+      firstRegistration.tryFail(rejected);
+      terminated.tryFail(rejected);
+      client.close();
+      return;
+    }
+    if (stopped || draining) {
+      cancelTimers();
+      terminated.tryComplete();
+      return;
+    }
+    log.warn("disconnected from the server ({}{}); reconnecting in {} ms",
+        code == null ? "connection lost" : "close code " + code, reason == null ? "" : ": " + reason, backoffMs);
+    scheduleReconnect();
+  }
+
+  private void scheduleReconnect() {
+    if (stopped) {
+      return;
+    }
+    long delay = backoffMs;
+    backoffMs = Math.min(backoffMs * 2, config.reconnectMax().toMillis());
+    vertx.setTimer(Math.max(1, delay), t -> connect());
+  }
+
+  private void armHeartbeat() {
+    if (heartbeatTimer >= 0) {
+      vertx.cancelTimer(heartbeatTimer);
+    }
+    heartbeatTimer = vertx.setPeriodic(heartbeatMs, t -> {
+      WebSocket ws = socket;
+      if (ws == null) {
+        return;
+      }
+      if (System.nanoTime() - lastHeard > 3_000_000L * heartbeatMs) {
+        log.warn("no word from the server for {} ms; reconnecting", 3 * heartbeatMs);
+        ws.close(CloseCodes.HEARTBEAT_TIMEOUT, "heartbeat timeout");
+        return;
+      }
+      send(new WorkerMessage.Heartbeat(System.currentTimeMillis()));
+    });
+  }
+
+  private void startModelPolling() {
+    long every = config.modelPollInterval().toMillis();
+    if (every <= 0) {
+      return;
+    }
+    pollTimer = vertx.setPeriodic(every, t -> backend.models().onSuccess(found -> {
+      if (!found.equals(models)) {
+        log.info("backend models changed: {} -> {}", models, found);
+        updateModels(found);
+      }
+    }));
+  }
+
+  private void cancelTimers() {
+    if (heartbeatTimer >= 0) {
+      vertx.cancelTimer(heartbeatTimer);
+      heartbeatTimer = -1;
+    }
+    if (pollTimer >= 0) {
+      vertx.cancelTimer(pollTimer);
+      pollTimer = -1;
+    }
+  }
+
+  private void beginDrain() {
+    if (draining || stopped) {
+      return;
+    }
+    draining = true;
+    log.info("draining: {} request(s) in flight", active.size());
+    if (registered) {
+      send(new WorkerMessage.StatusUpdate(null, null, "draining"));
+    }
+    vertx.setTimer(Math.max(1, config.drainTimeout().toMillis()), t -> {
+      if (!active.isEmpty()) {
+        log.warn("drain timeout: aborting {} request(s) still in flight", active.size());
+      }
+      finishDrain();
+    });
+    afterRequest();
+  }
+
+  private void afterRequest() {
+    if (draining && active.isEmpty()) {
+      finishDrain();
+    }
+  }
+
+  private void finishDrain() {
+    if (stopped) {
+      return;
+    }
+    stopped = true;
+    cancelAll();
+    cancelTimers();
+    WebSocket ws = socket;
+    Future<Void> close = ws == null ? Future.succeededFuture() : ws.close(CloseCodes.NORMAL, "worker drained");
+    close.eventually(() -> client.close()).onComplete(ar -> {
+      log.info("drained; left the server");
+      terminated.tryComplete();
+    });
+  }
+
+  private void cancelAll() {
+    active.values().forEach(InboundRequest::cancel);
+    active.clear();
+  }
+
+  private void send(WorkerMessage message) {
+    WebSocket ws = socket;
+    if (ws != null) {
+      ws.writeTextMessage(WireCodec.encode(message));
+    }
+  }
+
+  /** Runs on the agent's context: at once when already there (the usual case for backend callbacks). */
+  private void onContext(Runnable action) {
+    if (Vertx.currentContext() == context) {
+      action.run();
+    } else {
+      context.runOnContext(v -> action.run());
+    }
+  }
+
+  /** One request from the server: its body as it arrives, then the backend call and the answer going back. */
+  private final class InboundRequest implements ResponseSink {
+    private final WebSocket ws;
+    private final WorkerMessage.Request meta;
+    private Buffer body;
+    private BackendCall call;
+
+    InboundRequest(WebSocket ws, WorkerMessage.Request meta) {
+      this.ws = ws;
+      this.meta = meta;
+    }
+
+    void append(Buffer part) {
+      if (body == null) {
+        body = Buffer.buffer((int) Math.min(meta.bodyLength(), Integer.MAX_VALUE));
+      }
+      body.appendBuffer(part);
+      if (body.length() >= meta.bodyLength()) {
+        dispatch();
+      }
+    }
+
+    void dispatch() {
+      Buffer payload = body == null ? Buffer.buffer() : body;
+      call = backend.call(new BackendRequest(meta.method(), meta.path(), meta.headers() == null ? Map.of() : meta.headers(),
+          meta.stream(), payload), this);
+    }
+
+    void cancel() {
+      if (call != null) {
+        call.cancel();
+      }
+    }
+
+    private boolean current() {
+      return active.get(meta.requestId()) == this && ws == socket;
+    }
+
+    @Override
+    public void head(int status, Map<String, String> headers) {
+      onContext(() -> {
+        if (current()) {
+          ws.writeTextMessage(WireCodec.encode(new WorkerMessage.ResponseHead(meta.requestId(), status, headers)));
+        }
+      });
+    }
+
+    @Override
+    public void chunk(Buffer data) {
+      onContext(() -> {
+        if (!current()) {
+          return;
+        }
+        int max = config.maxFrameBytes() - DataFrame.HEADER_BYTES;
+        for (int offset = 0; offset < data.length(); offset += max) {
+          Buffer part = data.slice(offset, Math.min(data.length(), offset + max));
+          ws.writeBinaryMessage(DataFrame.encode(DataFrame.Kind.RESPONSE_BODY, meta.requestId(), part));
+        }
+      });
+    }
+
+    @Override
+    public void end(Failure failure) {
+      onContext(() -> {
+        if (!current()) {
+          return;
+        }
+        active.remove(meta.requestId());
+        ws.writeTextMessage(WireCodec.encode(new WorkerMessage.ResponseEnd(meta.requestId(),
+            failure == null ? null : failure.code(), failure == null ? null : failure.message())));
+        afterRequest();
+      });
+    }
+  }
+}

@@ -1,0 +1,211 @@
+package io.switchboard.worker.backend;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.switchboard.protocol.Failures;
+import io.vertx.core.Future;
+import io.vertx.core.MultiMap;
+import io.vertx.core.Vertx;
+import io.vertx.core.http.HttpClientAgent;
+import io.vertx.core.http.HttpClientOptions;
+import io.vertx.core.http.HttpClientRequest;
+import io.vertx.core.http.HttpClientResponse;
+import io.vertx.core.http.HttpMethod;
+import io.vertx.core.http.PoolOptions;
+import io.vertx.core.http.RequestOptions;
+import java.io.IOException;
+import java.net.URI;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * A backend that forwards to any OpenAI-compatible server (llama-server, vLLM, Ollama, LM Studio)
+ * with a plain HTTP request, relaying the answer chunk by chunk.
+ */
+public final class UpstreamBackend implements Backend {
+
+  private static final ObjectMapper JSON = new ObjectMapper();
+  /** Hop-by-hop headers and those the gateway sets itself. */
+  private static final Set<String> DROPPED_RESPONSE_HEADERS =
+      Set.of("connection", "transfer-encoding", "keep-alive", "access-control-allow-origin",
+          "access-control-allow-credentials", "access-control-allow-headers", "access-control-allow-methods");
+
+  private final String baseUrl;
+  private final String apiKey;
+  private final List<String> fixedModels;
+  private final Duration idleTimeout;
+  private final HttpClientAgent client;
+
+  /**
+   * @param baseUrl the upstream's OpenAI base URL; {@code /v1} is appended when it has no path
+   * @param apiKey sent as {@code Authorization: Bearer} to the upstream, or null
+   * @param fixedModels the models to advertise; when empty they are read from the upstream's {@code /models}
+   * @param idleTimeout how long the upstream may stay silent during one request
+   */
+  public UpstreamBackend(Vertx vertx, String baseUrl, String apiKey, List<String> fixedModels, Duration idleTimeout) {
+    this.baseUrl = normalize(baseUrl);
+    this.apiKey = apiKey == null || apiKey.isBlank() ? null : apiKey;
+    this.fixedModels = List.copyOf(fixedModels);
+    this.idleTimeout = idleTimeout;
+    this.client = vertx.createHttpClient(
+        new HttpClientOptions().setTcpNoDelay(true).setKeepAlive(true).setConnectTimeout(5_000),
+        new PoolOptions().setHttp1MaxSize(512));
+  }
+
+  static String normalize(String url) {
+    String trimmed = url.endsWith("/") ? url.substring(0, url.length() - 1) : url;
+    URI uri = URI.create(trimmed);
+    if (uri.getScheme() == null || uri.getHost() == null) {
+      throw new IllegalArgumentException("upstream URL must be absolute, like http://127.0.0.1:8081/v1: " + url);
+    }
+    return uri.getPath() == null || uri.getPath().isEmpty() ? trimmed + "/v1" : trimmed;
+  }
+
+  public String baseUrl() {
+    return baseUrl;
+  }
+
+  @Override
+  public BackendCall call(BackendRequest request, ResponseSink sink) {
+    UpstreamCall call = new UpstreamCall(sink);
+    RequestOptions options = new RequestOptions()
+        .setMethod(HttpMethod.valueOf(request.method()))
+        .setAbsoluteURI(baseUrl + request.path())
+        .setIdleTimeout(idleTimeout.toMillis());
+    request.headers().forEach(options::putHeader);
+    if (apiKey != null) {
+      options.putHeader("Authorization", "Bearer " + apiKey);
+    }
+    client.request(options).onComplete(ar -> {
+      if (ar.failed()) {
+        call.end(new Failure(Failures.UPSTREAM_UNREACHABLE, "cannot reach upstream " + baseUrl + ": " + ar.cause().getMessage()));
+        return;
+      }
+      HttpClientRequest req = ar.result();
+      if (!call.attach(req)) {
+        req.reset();
+        return;
+      }
+      req.send(request.body()).onComplete(sent -> {
+        if (sent.failed()) {
+          call.end(new Failure(Failures.UPSTREAM_UNREACHABLE, "upstream " + baseUrl + " failed before answering: " + sent.cause().getMessage()));
+          return;
+        }
+        HttpClientResponse resp = sent.result();
+        resp.exceptionHandler(e -> call.end(new Failure(Failures.UPSTREAM_ERROR, "upstream broke off: " + e.getMessage())));
+        resp.handler(call::chunk);
+        resp.endHandler(v -> call.end(null));
+        call.head(resp.statusCode(), headers(resp.headers()));
+      });
+    });
+    return call;
+  }
+
+  private static Map<String, String> headers(MultiMap headers) {
+    Map<String, String> out = new HashMap<>();
+    headers.forEach((name, value) -> {
+      if (!DROPPED_RESPONSE_HEADERS.contains(name.toLowerCase())) {
+        out.put(name, value);
+      }
+    });
+    return out;
+  }
+
+  @Override
+  public Future<List<String>> models() {
+    if (!fixedModels.isEmpty()) {
+      return Future.succeededFuture(fixedModels);
+    }
+    RequestOptions options = new RequestOptions().setMethod(HttpMethod.GET).setAbsoluteURI(baseUrl + "/models")
+        .setTimeout(10_000);
+    if (apiKey != null) {
+      options.putHeader("Authorization", "Bearer " + apiKey);
+    }
+    return client.request(options)
+        .compose(HttpClientRequest::send)
+        .compose(resp -> resp.body().map(body -> {
+          if (resp.statusCode() != 200) {
+            throw new IllegalStateException("GET " + baseUrl + "/models answered " + resp.statusCode());
+          }
+          return modelIds(body.getBytes());
+        }));
+  }
+
+  private List<String> modelIds(byte[] body) {
+    try {
+      List<String> ids = new ArrayList<>();
+      for (JsonNode model : JSON.readTree(body).path("data")) {
+        ids.add(model.path("id").asText());
+      }
+      return ids;
+    } catch (IOException e) {
+      throw new IllegalStateException(baseUrl + "/models is not an OpenAI model list", e);
+    }
+  }
+
+  @Override
+  public Future<Void> close() {
+    return client.close();
+  }
+
+  /** Guards the sink so that it hears nothing after the end or after a cancel. */
+  private static final class UpstreamCall implements BackendCall {
+    private final ResponseSink sink;
+    private HttpClientRequest request;
+    private boolean over;
+
+    UpstreamCall(ResponseSink sink) {
+      this.sink = sink;
+    }
+
+    synchronized boolean attach(HttpClientRequest req) {
+      request = req;
+      return !over;
+    }
+
+    void head(int status, Map<String, String> headers) {
+      if (!isOver()) {
+        sink.head(status, headers);
+      }
+    }
+
+    void chunk(io.vertx.core.buffer.Buffer data) {
+      if (!isOver()) {
+        sink.chunk(data);
+      }
+    }
+
+    void end(Failure failure) {
+      synchronized (this) {
+        if (over) {
+          return;
+        }
+        over = true;
+      }
+      sink.end(failure);
+    }
+
+    private synchronized boolean isOver() {
+      return over;
+    }
+
+    @Override
+    public void cancel() {
+      HttpClientRequest req;
+      synchronized (this) {
+        if (over) {
+          return;
+        }
+        over = true;
+        req = request;
+      }
+      if (req != null) {
+        req.reset();
+      }
+    }
+  }
+}
