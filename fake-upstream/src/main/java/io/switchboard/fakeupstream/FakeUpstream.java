@@ -12,6 +12,9 @@ import io.vertx.core.http.HttpServerOptions;
 import io.vertx.core.http.HttpServerRequest;
 import io.vertx.core.http.HttpServerResponse;
 import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.util.Base64;
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -262,12 +265,21 @@ public final class FakeUpstream {
     embeddingBatchSizes.add(texts.size());
     ObjectNode answer = JSON.createObjectNode().put("object", "list").put("model", request.path("model").asText());
     ArrayNode data = answer.putArray("data");
+    boolean base64 = "base64".equals(request.path("encoding_format").asText());
     int tokens = 0;
     for (int i = 0; i < texts.size(); i++) {
       String text = texts.get(i).isTextual() ? texts.get(i).asText() : texts.get(i).toString();
       tokens += text.length();
       ObjectNode item = data.addObject().put("object", "embedding").put("index", i);
-      item.putArray("embedding").add((double) text.length()).add((double) text.chars().sum());
+      List<Double> vector = embeddingOf(text);
+      if (base64) {
+        ByteBuffer floats = ByteBuffer.allocate(4 * vector.size()).order(ByteOrder.LITTLE_ENDIAN);
+        vector.forEach(v -> floats.putFloat(v.floatValue()));
+        item.put("embedding", Base64.getEncoder().encodeToString(floats.array()));
+      } else {
+        ArrayNode values = item.putArray("embedding");
+        vector.forEach(values::add);
+      }
     }
     answer.set("usage", usage(tokens, 0));
     vertx.setTimer(Math.max(1, b.firstByteDelayMs()), t -> json(req.response(), 200, answer));

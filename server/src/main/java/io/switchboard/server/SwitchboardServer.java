@@ -136,8 +136,9 @@ public final class SwitchboardServer {
   }
 
   /** Closes the listener and the local worker's connections; requests in flight are cut. */
-  public Future<Void> close() {
+  public synchronized Future<Void> close() {
     Future<?> undeploy = deploymentId == null ? Future.succeededFuture() : vertx.undeploy(deploymentId);
+    deploymentId = null;
     return undeploy.eventually(llm::close).mapEmpty();
   }
 

@@ -291,8 +291,8 @@ public final class WorkerAgent {
       log.error("server rejected this worker: {} (close code {}); not reconnecting", reason, code);
       WorkerRejectedException rejected = new WorkerRejectedException(code, reason);
       cancelTimers();
-      firstRegistration.tryFail(rejected);
       terminated.tryFail(rejected);
+      firstRegistration.tryFail(rejected);
       client.close();
       return;
     }
