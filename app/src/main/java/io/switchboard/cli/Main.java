@@ -22,6 +22,11 @@ public final class Main implements Runnable {
 
   /** Runs the command and returns its exit code. */
   public static int run(String... args) {
+    return commandLine().execute(args);
+  }
+
+  /** The command line, ready to execute; tests set its output streams. */
+  static CommandLine commandLine() {
     return new CommandLine(new Main())
         .setCaseInsensitiveEnumValuesAllowed(true)
         .setExecutionExceptionHandler((e, cmd, parsed) -> {
@@ -30,8 +35,7 @@ public final class Main implements Runnable {
             return 2;
           }
           throw e;
-        })
-        .execute(args);
+        });
   }
 
   @Override

@@ -1,0 +1,135 @@
+package io.switchboard.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.switchboard.server.ServerConfig;
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import picocli.CommandLine;
+
+class CommandTest {
+
+  @TempDir
+  Path dir;
+
+  private static String run(String... args) {
+    StringWriter out = new StringWriter();
+    CommandLine cli = Main.commandLine();
+    cli.setOut(new PrintWriter(out));
+    cli.setErr(new PrintWriter(out));
+    cli.execute(args);
+    return out.toString();
+  }
+
+  @Test
+  void printsItsVersionAndHelpForEverySubcommand() {
+    assertTrue(run("--version").startsWith("switchboard 0.1.0-SNAPSHOT (commit "), run("--version"));
+    assertTrue(run("--help").contains("server"));
+    assertTrue(run("--help").contains("worker"));
+    assertTrue(run("server", "--help").contains("--upstream"));
+    assertTrue(run("worker", "--help").contains("--client-key"));
+  }
+
+  @Test
+  void flagsBeatEnvironmentWhichBeatsTheFileWhichBeatsDefaults() throws IOException {
+    Path yaml = Files.writeString(dir.resolve("switchboard.yaml"), """
+        port: 7000
+        host: 127.0.0.1
+        request_timeout: 90s
+        queue_size: 5
+        api_key: from-file
+        upstreams:
+          - http://127.0.0.1:9001/v1
+          - url: http://127.0.0.1:9002/v1
+            api_key: up-key
+            models: [big]
+            max_concurrency: 3
+        """);
+    ServerCommand command = new ServerCommand();
+    new CommandLine(command).parseArgs("--config", yaml.toString(), "--port", "9000");
+
+    ServerConfig config = command.load(Map.of("PORT", "8000", "QUEUE_SIZE", "7", "DRAIN_TIMEOUT", "2m"));
+
+    assertEquals(9000, config.port(), "flag wins");
+    assertEquals(7, config.queueSize(), "environment beats the file");
+    assertEquals(Duration.ofMinutes(2), config.drainTimeout(), "environment beats the default");
+    assertEquals(Duration.ofSeconds(90), config.requestTimeout(), "file beats the default");
+    assertEquals("127.0.0.1", config.host());
+    assertEquals("from-file", config.apiKey());
+    assertEquals(Duration.ofSeconds(30), config.queueTimeout(), "default");
+    assertEquals(2, config.upstreams().size());
+    assertEquals("http://127.0.0.1:9001/v1", config.upstreams().get(0).url());
+    assertEquals(new ServerConfig.Upstream("127.0.0.1:9002", "http://127.0.0.1:9002/v1", "up-key", List.of("big"), 3, 0),
+        config.upstreams().get(1));
+  }
+
+  @Test
+  void upstreamFlagsReplaceTheFileAndTakeTheirKey() {
+    ServerCommand command = new ServerCommand();
+    new CommandLine(command).parseArgs("--upstream", "http://a:1/v1", "--upstream", "http://b:2");
+
+    ServerConfig config = command.load(Map.of("UPSTREAM_API_KEY", "shared"));
+
+    assertEquals(List.of("http://a:1/v1", "http://b:2"), config.upstreams().stream().map(ServerConfig.Upstream::url).toList());
+    assertTrue(config.upstreams().stream().allMatch(u -> "shared".equals(u.apiKey())));
+  }
+
+  @Test
+  void badValuesNameTheirKey() {
+    ServerCommand command = new ServerCommand();
+    new CommandLine(command).parseArgs();
+
+    IllegalArgumentException duration = assertThrows(IllegalArgumentException.class,
+        () -> command.load(Map.of("REQUEST_TIMEOUT", "soon")));
+    assertTrue(duration.getMessage().contains("request_timeout"), duration.getMessage());
+    IllegalArgumentException unknown = assertThrows(IllegalArgumentException.class,
+        () -> command.load(Map.of("CONFIG_FILE", write("prot: 1"))));
+    assertTrue(unknown.getMessage().contains("prot"), unknown.getMessage());
+  }
+
+  @Test
+  void theWorkerReadsNfrxStyleEnvironmentAndNeedsAServer() {
+    WorkerCommand command = new WorkerCommand();
+    new CommandLine(command).parseArgs("--model", "a", "--model", "b");
+
+    WorkerCommand.Settings settings = command.load(Map.of(
+        "SERVER_URL", "http://gateway:8080", "CLIENT_KEY", "ck", "UPSTREAM", "http://127.0.0.1:8081/v1",
+        "MAX_CONCURRENCY", "6", "EMBEDDING_BATCH_SIZE", "32", "MODELS", "ignored"));
+
+    assertEquals("http://gateway:8080", settings.serverUrl());
+    assertEquals("ck", settings.clientKey());
+    assertEquals(List.of("a", "b"), settings.models());
+    assertEquals(6, settings.maxConcurrency());
+    assertEquals(32, settings.embeddingBatchSize());
+    IllegalArgumentException missing = assertThrows(IllegalArgumentException.class,
+        () -> new WorkerCommand().load(Map.of("UPSTREAM", "http://x:1")));
+    assertTrue(missing.getMessage().contains("--server"), missing.getMessage());
+  }
+
+  @Test
+  void durationsReadTheWayPeopleWriteThem() {
+    assertEquals(Duration.ofMillis(250), ConfigLoader.parseDuration("250ms"));
+    assertEquals(Duration.ofSeconds(30), ConfigLoader.parseDuration("30"));
+    assertEquals(Duration.ofMinutes(5), ConfigLoader.parseDuration("5m"));
+    assertEquals(Duration.ofHours(1), ConfigLoader.parseDuration("PT1H"));
+    assertThrows(IllegalArgumentException.class, () -> ConfigLoader.parseDuration("5 minutes"));
+  }
+
+  private String write(String yaml) {
+    try {
+      return Files.writeString(dir.resolve("bad.yaml"), yaml).toString();
+    } catch (IOException e) {
+      throw new IllegalStateException(e);
+    }
+  }
+}
