@@ -216,36 +216,36 @@ public final class FakeUpstream {
     });
   }
 
-  private void streamTokens(Exchange exchange, String model, Behavior b, boolean includeUsage, int i) {
-    if (exchange.closed) {
-      return;
-    }
+  /** Streams tokens from {@code from}: all at once without an interval, else one per timer tick. */
+  private void streamTokens(Exchange exchange, String model, Behavior b, boolean includeUsage, int from) {
     HttpServerResponse resp = exchange.response;
-    if (i == b.dropAfterTokens()) {
-      exchange.drop();
-      return;
-    }
-    if (i == b.tokens()) {
-      ObjectNode last = completion(model, "chat.completion.chunk");
-      last.putArray("choices").addObject().put("index", 0).put("finish_reason", "stop").putObject("delta");
-      resp.write(sse(last));
-      if (includeUsage) {
-        ObjectNode usage = completion(model, "chat.completion.chunk");
-        usage.putArray("choices");
-        usage.set("usage", usage(5, b.tokens()));
-        resp.write(sse(usage));
+    for (int i = from; !exchange.closed; i++) {
+      if (i == b.dropAfterTokens()) {
+        exchange.drop();
+        return;
       }
-      exchange.finish(() -> resp.end("data: [DONE]\n\n"));
-      return;
-    }
-    ObjectNode chunk = completion(model, "chat.completion.chunk");
-    chunk.putArray("choices").addObject().put("index", 0).putObject("delta")
-        .put("content", "tok" + i + (i + 1 < b.tokens() ? " " : ""));
-    resp.write(sse(chunk));
-    if (b.tokenIntervalMs() > 0) {
-      vertx.setTimer(b.tokenIntervalMs(), t -> streamTokens(exchange, model, b, includeUsage, i + 1));
-    } else {
-      streamTokens(exchange, model, b, includeUsage, i + 1);
+      if (i == b.tokens()) {
+        ObjectNode last = completion(model, "chat.completion.chunk");
+        last.putArray("choices").addObject().put("index", 0).put("finish_reason", "stop").putObject("delta");
+        resp.write(sse(last));
+        if (includeUsage) {
+          ObjectNode usage = completion(model, "chat.completion.chunk");
+          usage.putArray("choices");
+          usage.set("usage", usage(5, b.tokens()));
+          resp.write(sse(usage));
+        }
+        exchange.finish(() -> resp.end("data: [DONE]\n\n"));
+        return;
+      }
+      ObjectNode chunk = completion(model, "chat.completion.chunk");
+      chunk.putArray("choices").addObject().put("index", 0).putObject("delta")
+          .put("content", "tok" + i + (i + 1 < b.tokens() ? " " : ""));
+      resp.write(sse(chunk));
+      if (b.tokenIntervalMs() > 0) {
+        int next = i + 1;
+        vertx.setTimer(b.tokenIntervalMs(), t -> streamTokens(exchange, model, b, includeUsage, next));
+        return;
+      }
     }
   }
 

@@ -59,13 +59,22 @@ final class EmbeddingsBatcher {
     return null;
   }
 
-  Future<Answer> run(String model, ObjectNode request, ArrayNode inputs, Map<String, String> headers, List<Worker> serving) {
+  /** A batched request in progress. */
+  interface Run {
+    Future<Answer> answer();
+
+    /** The client went away: stop every batch still running or waiting. */
+    void cancel();
+  }
+
+  Run run(String model, ObjectNode request, ArrayNode inputs, Map<String, String> headers, List<Worker> serving) {
     List<Batch> batches = plan(inputs.size(), serving);
     Promise<Answer> result = Promise.promise();
     Buffer[] answers = new Buffer[batches.size()];
     int parallel = Math.min(MAX_PARALLEL, Math.max(1, serving.stream().mapToInt(Worker::maxConcurrency).sum()));
-    new Runner(model, request, inputs, headers, batches, answers, result).launch(parallel);
-    return result.future();
+    Runner runner = new Runner(model, request, inputs, headers, batches, answers, result);
+    runner.launch(parallel);
+    return runner;
   }
 
   /** Batches in input order; each sized for the worker it is meant for, the workers taken in turn. */
@@ -83,7 +92,7 @@ final class EmbeddingsBatcher {
     return batches;
   }
 
-  private final class Runner {
+  private final class Runner implements Run {
     private final String model;
     private final ObjectNode request;
     private final ArrayNode inputs;
@@ -91,6 +100,7 @@ final class EmbeddingsBatcher {
     private final List<Batch> batches;
     private final Buffer[] answers;
     private final Promise<Answer> result;
+    private final List<Dispatch> running = new ArrayList<>();
     private int next;
     private int done;
 
@@ -103,6 +113,23 @@ final class EmbeddingsBatcher {
       this.batches = batches;
       this.answers = answers;
       this.result = result;
+    }
+
+    @Override
+    public Future<Answer> answer() {
+      return result.future();
+    }
+
+    @Override
+    public void cancel() {
+      List<Dispatch> toCancel;
+      synchronized (this) {
+        if (!result.tryFail(new ApiException(ApiError.internal("cancelled")))) {
+          return;
+        }
+        toCancel = List.copyOf(running);
+      }
+      toCancel.forEach(Dispatch::cancel);
     }
 
     synchronized void launch(int count) {
@@ -120,8 +147,15 @@ final class EmbeddingsBatcher {
       }
       BackendRequest backendRequest = new BackendRequest("POST", "/embeddings", headers, false, Buffer.buffer(body.toString()));
       Collector collector = new Collector();
-      new Dispatch(router, vertx, model, backendRequest, batch.worker(), idleTimeout, collector).start();
-      collector.answer.future().onComplete(ar -> onBatch(index, ar.succeeded() ? ar.result() : null, ar.cause()));
+      Dispatch dispatch = new Dispatch(router, vertx, model, backendRequest, batch.worker(), idleTimeout, collector);
+      running.add(dispatch);
+      collector.answer.future().onComplete(ar -> {
+        synchronized (this) {
+          running.remove(dispatch);
+        }
+        onBatch(index, ar.succeeded() ? ar.result() : null, ar.cause());
+      });
+      dispatch.start();
     }
 
     private void onBatch(int index, Answer answer, Throwable failure) {

@@ -150,7 +150,9 @@ public final class LlmPlugin {
       return;
     }
     HttpServerResponse response = ctx.response();
-    batcher.run(peek.model(), (ObjectNode) request, inputs, forwardedHeaders(ctx), serving).onComplete(ar -> {
+    EmbeddingsBatcher.Run run = batcher.run(peek.model(), (ObjectNode) request, inputs, forwardedHeaders(ctx), serving);
+    response.closeHandler(v -> run.cancel());
+    run.answer().onComplete(ar -> {
       if (response.closed()) {
         return;
       }

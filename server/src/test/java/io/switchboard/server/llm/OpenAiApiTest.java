@@ -43,6 +43,8 @@ class OpenAiApiTest {
     large = gateway.fake(FakeUpstream.Behavior.defaults().withModels("chat", "embed").withTokens(12, 0));
     gateway.worker(small, c -> c.withIdentity("small", "small-gpu").withCapacity(2, 3));
     gateway.worker(large, c -> c.withIdentity("large", "large-gpu").withCapacity(4, 5));
+    gateway.worker(gateway.fake(FakeUpstream.Behavior.defaults().withModels("verbose").withTokens(60_000, 0)),
+        c -> c.withIdentity("verbose", null));
     openai = gateway.openai();
   }
 
@@ -104,7 +106,7 @@ class OpenAiApiTest {
   @Test
   void listsAndGetsModels() throws Exception {
     List<String> ids = openai.models().list().data().stream().map(Model::id).toList();
-    assertEquals(List.of("chat", "embed"), ids);
+    assertEquals(List.of("chat", "embed", "verbose"), ids);
 
     Model model = openai.models().retrieve("chat");
     assertEquals("chat", model.id());
@@ -148,6 +150,19 @@ class OpenAiApiTest {
 
     assertEquals(200, response.statusCode());
     assertEquals(expectedText(12), JSON.readTree(response.body()).at("/choices/0/message/content").asText());
+  }
+
+  @Test
+  void carriesAnswersLargerThanOneFrameWholeAndInOrder() throws Exception {
+    HttpResponse<String> plain = gateway.post("/v1/chat/completions", chatBody("verbose", false));
+    assertEquals(200, plain.statusCode());
+    assertEquals(expectedText(60_000), JSON.readTree(plain.body()).at("/choices/0/message/content").asText());
+
+    StringBuilder streamed = new StringBuilder();
+    try (StreamResponse<ChatCompletionChunk> stream = openai.chat().completions().createStreaming(chat("verbose"))) {
+      stream.stream().forEach(chunk -> chunk.choices().forEach(choice -> choice.delta().content().ifPresent(streamed::append)));
+    }
+    assertEquals(expectedText(60_000), streamed.toString());
   }
 
   @Test
