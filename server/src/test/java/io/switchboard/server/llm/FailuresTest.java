@@ -59,10 +59,7 @@ class FailuresTest {
       FakeUpstream healthy = gateway.fake(FakeUpstream.Behavior.defaults().withModels("m").withTokens(4, 0));
       WorkerAgent doomed = gateway.worker(stuck, c -> c.withIdentity("doomed", null));
 
-      CompletableFuture<HttpResponse<String>> pending = gateway.http().sendAsync(
-          HttpRequest.newBuilder(URI.create(gateway.url() + "/v1/chat/completions"))
-              .POST(HttpRequest.BodyPublishers.ofString(chatBody("m", false))).build(),
-          HttpResponse.BodyHandlers.ofString());
+      CompletableFuture<HttpResponse<String>> pending = gateway.postAsync("/v1/chat/completions", chatBody("m", false));
       eventually("the doomed worker has the request", () -> stuck.inFlight() == 1);
       gateway.worker(healthy, c -> c.withIdentity("healthy", null));
       gateway.kill(doomed);
@@ -104,12 +101,9 @@ class FailuresTest {
     try (TestGateway gateway = TestGateway.start(config)) {
       FakeUpstream fake = gateway.fake(FakeUpstream.Behavior.defaults().withModels("m").withFirstByteDelay(600));
       gateway.worker(fake, c -> c.withCapacity(1, 0));
-      HttpRequest request = HttpRequest.newBuilder(URI.create(gateway.url() + "/v1/chat/completions"))
-          .POST(HttpRequest.BodyPublishers.ofString(chatBody("m", false))).build();
-
-      CompletableFuture<HttpResponse<String>> running = gateway.http().sendAsync(request, HttpResponse.BodyHandlers.ofString());
+      CompletableFuture<HttpResponse<String>> running = gateway.postAsync("/v1/chat/completions", chatBody("m", false));
       eventually("the first request runs", () -> fake.inFlight() == 1);
-      CompletableFuture<HttpResponse<String>> queued = gateway.http().sendAsync(request, HttpResponse.BodyHandlers.ofString());
+      CompletableFuture<HttpResponse<String>> queued = gateway.postAsync("/v1/chat/completions", chatBody("m", false));
       eventually("the second request waits", () -> gateway.server.llm().router().queued() == 1);
       HttpResponse<String> refused = gateway.post("/v1/chat/completions", chatBody("m", false));
 
@@ -128,10 +122,7 @@ class FailuresTest {
       FakeUpstream fake = gateway.fake(FakeUpstream.Behavior.defaults().withModels("m").withFirstByteDelay(1500));
       gateway.worker(fake, c -> c.withCapacity(1, 0));
 
-      CompletableFuture<HttpResponse<String>> running = gateway.http().sendAsync(
-          HttpRequest.newBuilder(URI.create(gateway.url() + "/v1/chat/completions"))
-              .POST(HttpRequest.BodyPublishers.ofString(chatBody("m", false))).build(),
-          HttpResponse.BodyHandlers.ofString());
+      CompletableFuture<HttpResponse<String>> running = gateway.postAsync("/v1/chat/completions", chatBody("m", false));
       eventually("the first request runs", () -> fake.inFlight() == 1);
       HttpResponse<String> waited = gateway.post("/v1/chat/completions", chatBody("m", false));
 

@@ -23,6 +23,7 @@ import java.util.ArrayList;
 import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.CompletableFuture;
 import java.util.function.BooleanSupplier;
 import java.util.function.UnaryOperator;
 
@@ -119,6 +120,12 @@ final class TestGateway implements AutoCloseable {
       request.headers(headers);
     }
     return send(request.build());
+  }
+
+  /** Sends without waiting, for requests that must be in flight while the test acts. */
+  CompletableFuture<HttpResponse<String>> postAsync(String path, String body) {
+    return http.sendAsync(HttpRequest.newBuilder(URI.create(url() + path)).POST(HttpRequest.BodyPublishers.ofString(body)).build(),
+        HttpResponse.BodyHandlers.ofString());
   }
 
   HttpResponse<String> get(String path, String... headers) {

@@ -28,6 +28,7 @@ import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 
 /** Workers joining, being refused, leaving, draining and coming back; and the server draining. */
@@ -81,15 +82,17 @@ class WorkerLifecycleTest {
   @Test
   void theClientKeyMayAlsoComeAsABearerHeaderOnTheUpgrade() {
     try (TestGateway gateway = TestGateway.start(keyed(null, "right-key"))) {
-      Vertx vertx = gateway.vertx;
-      WebSocket ws = vertx.createWebSocketClient().connect(new WebSocketConnectOptions()
-          .setAbsoluteURI("ws://127.0.0.1:" + gateway.server.port() + "/api/llm/connect")
-          .addHeader("Authorization", "Bearer right-key")).await();
       CompletableFuture<String> answer = new CompletableFuture<>();
-      ws.textMessageHandler(answer::complete);
-      ws.writeTextMessage(WireCodec.encode(new WorkerMessage.Register(null, "header-worker", null, List.of("h"), 1, 0, null)));
+      WebSocket ws = gateway.vertx.createWebSocketClient().connect(new WebSocketConnectOptions()
+              .setAbsoluteURI("ws://127.0.0.1:" + gateway.server.port() + "/api/llm/connect")
+              .addHeader("Authorization", "Bearer right-key"))
+          .onSuccess(socket -> {
+            socket.textMessageHandler(answer::complete);
+            socket.writeTextMessage(WireCodec.encode(new WorkerMessage.Register(null, "header-worker", null, List.of("h"), 1, 0, null)));
+          })
+          .await();
 
-      WorkerMessage registered = WireCodec.decode(answer.join());
+      WorkerMessage registered = WireCodec.decode(answer.orTimeout(5, TimeUnit.SECONDS).join());
 
       assertEquals(new WorkerMessage.Registered("header-worker", 200), registered);
       ws.close().await();
@@ -137,9 +140,9 @@ class WorkerLifecycleTest {
   @Test
   void aSilentPeerIsDroppedWithinThreeHeartbeats() {
     try (TestGateway gateway = TestGateway.start()) {
-      WebSocket ws = gateway.vertx.createWebSocketClient()
-          .connect(gateway.server.port(), "127.0.0.1", "/api/llm/connect").await();
-      ws.writeTextMessage(WireCodec.encode(new WorkerMessage.Register(null, "mute", null, List.of("q"), 1, 0, null)));
+      gateway.vertx.createWebSocketClient().connect(gateway.server.port(), "127.0.0.1", "/api/llm/connect")
+          .onSuccess(ws -> ws.writeTextMessage(WireCodec.encode(new WorkerMessage.Register(null, "mute", null, List.of("q"), 1, 0, null))))
+          .await();
       eventually("the mute worker registered", () -> gateway.server.llm().router().worker("mute").isPresent());
 
       eventually("the mute worker was dropped", () -> gateway.server.llm().router().worker("mute").isEmpty());
@@ -191,10 +194,7 @@ class WorkerLifecycleTest {
     try (TestGateway gateway = TestGateway.start()) {
       FakeUpstream fake = gateway.fake(FakeUpstream.Behavior.defaults().withModels("m").withFirstByteDelay(500));
       WorkerAgent worker = gateway.worker(fake, c -> c.withIdentity("drainee", null));
-      CompletableFuture<HttpResponse<String>> inFlight = gateway.http().sendAsync(
-          HttpRequest.newBuilder(URI.create(gateway.url() + "/v1/chat/completions"))
-              .POST(HttpRequest.BodyPublishers.ofString(chatBody("m", false))).build(),
-          HttpResponse.BodyHandlers.ofString());
+      CompletableFuture<HttpResponse<String>> inFlight = gateway.postAsync("/v1/chat/completions", chatBody("m", false));
       eventually("the request runs", () -> fake.inFlight() == 1);
 
       HttpResponse<String> drain = gateway.post("/api/llm/workers/drainee/drain", "");
@@ -215,10 +215,7 @@ class WorkerLifecycleTest {
     try (TestGateway gateway = TestGateway.start()) {
       FakeUpstream fake = gateway.fake(FakeUpstream.Behavior.defaults().withModels("m").withTokens(10, 60));
       gateway.worker(fake);
-      CompletableFuture<HttpResponse<String>> inFlight = gateway.http().sendAsync(
-          HttpRequest.newBuilder(URI.create(gateway.url() + "/v1/chat/completions"))
-              .POST(HttpRequest.BodyPublishers.ofString(chatBody("m", true))).build(),
-          HttpResponse.BodyHandlers.ofString());
+      CompletableFuture<HttpResponse<String>> inFlight = gateway.postAsync("/v1/chat/completions", chatBody("m", true));
       eventually("the request runs", () -> fake.inFlight() == 1);
 
       Future<Void> drained = gateway.server.drain();
