@@ -13,6 +13,8 @@ import java.util.Map;
 import java.util.Objects;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
@@ -122,13 +124,18 @@ final class WorkerCommand implements Callable<Integer> {
     CompletableFuture<Integer> exit = new CompletableFuture<>();
     agent.terminated().onComplete(ar -> exit.complete(
         ar.succeeded() ? 0 : ar.cause() instanceof WorkerRejectedException ? 3 : 1));
+    long drainMillis = settings.drainTimeout().toMillis() + 5_000;
     Runtime.getRuntime().addShutdownHook(new Thread(() -> {
-      agent.drain().eventually(backend::close).eventually(vertx::close).await();
+      if (!agent.terminated().isComplete()) {
+        try {
+          agent.drain().otherwiseEmpty().await(drainMillis, TimeUnit.MILLISECONDS);
+        } catch (TimeoutException e) {
+          System.err.println("switchboard worker: drain did not finish in time; exiting");
+        }
+      }
     }, "switchboard-worker-drain"));
     agent.start();
-    int code = exit.join();
-    backend.close().eventually(vertx::close);
-    return code;
+    return exit.join();
   }
 
   Settings load(Map<String, String> env) {

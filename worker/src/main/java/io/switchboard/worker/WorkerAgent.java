@@ -358,7 +358,7 @@ public final class WorkerAgent {
   }
 
   private void beginDrain() {
-    if (draining || stopped) {
+    if (draining || stopped || terminated.future().isComplete()) {
       return;
     }
     draining = true;
