@@ -19,6 +19,7 @@ import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import org.junit.jupiter.api.Test;
 
@@ -90,7 +91,9 @@ class FailuresTest {
       }
       assertEquals(200, response.statusCode());
       String last = events.get(events.size() - 1);
-      assertEquals("worker_lost", JSON.readTree(last).at("/error/code").asText(), last);
+      // Closing the worker's Vert.x may cut its upstream connection a moment before its socket to us;
+      // either way the client must get an error event, never a silently truncated stream.
+      assertTrue(Set.of("worker_lost", "upstream_error").contains(JSON.readTree(last).at("/error/code").asText()), last);
       assertTrue(events.size() < 200, "the stream ended early");
     }
   }
