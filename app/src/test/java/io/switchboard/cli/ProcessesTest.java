@@ -199,7 +199,7 @@ class ProcessesTest {
     assertTrue(finished.body().endsWith("data: [DONE]\n\n"), "the stream completed: " + finished.body());
     assertTrue(worker.process.waitFor(20, TimeUnit.SECONDS), "the drained worker exited");
     String output = worker.finalOutput();
-    assertTrue(output.contains("drained; left the server"), output);
+    assertTrue(output.contains("drained; leaving the server"), output);
 
     startWorker(port, "solo-again");
     eventually("the new worker serves m", () -> servedBy(port, 1));

@@ -4,7 +4,9 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.vertx.core.DeploymentOptions;
 import io.vertx.core.Future;
+import io.vertx.core.VerticleBase;
 import io.vertx.core.Vertx;
 import io.vertx.core.buffer.Buffer;
 import io.vertx.core.http.HttpServer;
@@ -25,7 +27,8 @@ import java.util.concurrent.atomic.AtomicInteger;
  * {@code /v1/embeddings} with deterministic content, and it can be slowed down or made to fail.
  *
  * <p>Chat answers are {@code tokens} words {@code "tok0 tok1 ..."}; streamed, one word per chunk every
- * {@code tokenIntervalMs}. An embedding of a text is {@code [length, sum of its chars]}, so a caller can
+ * {@code tokenIntervalMs}. A request may set both itself with {@code max_tokens} and
+ * {@code fake_interval_ms}, so that one fake serves several benchmark scenarios. An embedding of a text is {@code [length, sum of its chars]}, so a caller can
  * check that every vector sits at the index of its input.
  */
 public final class FakeUpstream {
@@ -178,8 +181,10 @@ public final class FakeUpstream {
     });
   }
 
-  private void chat(HttpServerRequest req, JsonNode request, Behavior b) {
+  private void chat(HttpServerRequest req, JsonNode request, Behavior configured) {
     completions.incrementAndGet();
+    Behavior b = configured.withTokens(request.path("max_tokens").asInt(configured.tokens()),
+        request.path("fake_interval_ms").asLong(configured.tokenIntervalMs()));
     HttpServerResponse resp = req.response();
     if (b.failStatus() > 0) {
       error(resp, b.failStatus(), "fake upstream failure", "server_error");
@@ -351,6 +356,7 @@ public final class FakeUpstream {
   /**
    * Runs the fake as its own process: {@code FakeUpstream [--port N] [--tokens N] [--interval-ms N]
    * [--first-byte-ms N] [--models a,b]}. Prints {@code listening on PORT} once it accepts connections.
+   * The port must be given: the servers of all cores share it.
    */
   public static void main(String[] args) {
     Behavior b = Behavior.defaults();
@@ -366,8 +372,18 @@ public final class FakeUpstream {
         default -> throw new IllegalArgumentException("unknown option " + args[i]);
       }
     }
-    FakeUpstream fake = new FakeUpstream(Vertx.vertx(), b);
-    fake.start(port).onSuccess(f -> System.out.println("listening on " + f.port()))
+    // One server per core on the same port (Vert.x spreads connections), so that in a benchmark the
+    // fake is never the bottleneck.
+    Behavior behavior = b;
+    int listenPort = port;
+    Vertx vertx = Vertx.vertx();
+    vertx.deployVerticle(() -> new VerticleBase() {
+          @Override
+          public Future<?> start() {
+            return new FakeUpstream(vertx, behavior).start(listenPort);
+          }
+        }, new DeploymentOptions().setInstances(Runtime.getRuntime().availableProcessors()))
+        .onSuccess(id -> System.out.println("listening on " + listenPort))
         .onFailure(e -> {
           e.printStackTrace();
           System.exit(1);

@@ -388,12 +388,10 @@ public final class WorkerAgent {
     stopped = true;
     cancelAll();
     cancelTimers();
+    log.info("drained; leaving the server");
     WebSocket ws = socket;
     Future<Void> close = ws == null ? Future.succeededFuture() : ws.close(CloseCodes.NORMAL, "worker drained");
-    close.eventually(() -> client.close()).onComplete(ar -> {
-      log.info("drained; left the server");
-      terminated.tryComplete();
-    });
+    close.eventually(() -> client.close()).onComplete(ar -> terminated.tryComplete());
   }
 
   private void cancelAll() {

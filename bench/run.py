@@ -1,0 +1,358 @@
+#!/usr/bin/env python3
+"""What the gateway costs: the same load, in one run, against
+
+  (a) upstream     the fake OpenAI-compatible upstream, directly
+  (b) nginx        nginx reverse-proxying to it
+  (c) direct       Switchboard with the upstream as a server-side route (one hop)
+  (d) worker       Switchboard through a dial-in worker (two hops)
+  (e) portkey      the Portkey gateway from npm, pointed at the same upstream (skipped if it won't run)
+
+For each target and each concurrency, wrk sends non-streaming chat completions. A streaming
+scenario measures time to first token and time per token. Prints one table and writes the numbers
+as JSON under bench/results/.
+
+Usage: python3 bench/run.py [--duration 5] [--concurrency 1,16,64,256] [--idle 10000] [--skip-portkey]
+"""
+import argparse
+import datetime
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+JAVA_HOME = os.environ.get("JAVA_HOME", "/usr/lib/jvm/temurin-25-jdk-amd64")
+JAVA = os.path.join(JAVA_HOME, "bin", "java")
+SWITCHBOARD_JAR = os.path.join(ROOT, "app", "target", "switchboard.jar")
+BENCH_JAR = os.path.join(ROOT, "bench", "target", "switchboard-bench.jar")
+FAKE_JAR_DIR = os.path.join(ROOT, "fake-upstream", "target")
+PORTKEY_DIR = os.path.join(ROOT, "bench", ".portkey")
+PORTKEY_VERSION = "1.15.2"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+BASE_PORT = 19100
+
+
+def log(message):
+    print(message, file=sys.stderr, flush=True)
+
+
+def ensure_tools():
+    missing = [tool for tool in ("wrk", "nginx") if shutil.which(tool) is None]
+    if missing:
+        log(f"installing {', '.join(missing)} from Debian")
+        subprocess.run(["apt-get", "update", "-qq"], check=True)
+        subprocess.run(["apt-get", "install", "-y", "-qq", *missing], check=True)
+
+
+def ensure_jars():
+    fake = [f for f in os.listdir(FAKE_JAR_DIR) if f.endswith("-standalone.jar")] if os.path.isdir(FAKE_JAR_DIR) else []
+    if not (os.path.exists(SWITCHBOARD_JAR) and os.path.exists(BENCH_JAR) and fake):
+        log("building the jars")
+        subprocess.run([os.path.join(ROOT, "mvnw"), "-q", "-B", "-DskipTests", "package"], cwd=ROOT, check=True,
+                       env={**os.environ, "JAVA_HOME": JAVA_HOME})
+        fake = [f for f in os.listdir(FAKE_JAR_DIR) if f.endswith("-standalone.jar")]
+    return os.path.join(FAKE_JAR_DIR, fake[0])
+
+
+def ensure_portkey():
+    entry = os.path.join(PORTKEY_DIR, "node_modules", "@portkey-ai", "gateway", "build", "start-server.js")
+    if not os.path.exists(entry):
+        if shutil.which("npm") is None:
+            return None
+        log(f"installing @portkey-ai/gateway@{PORTKEY_VERSION} from npm")
+        result = subprocess.run(["npm", "install", "--silent", "--prefix", PORTKEY_DIR, f"@portkey-ai/gateway@{PORTKEY_VERSION}"],
+                                capture_output=True, text=True)
+        if result.returncode != 0:
+            log("portkey did not install: " + result.stderr[-500:])
+            return None
+    return entry
+
+
+class Proc:
+    """A process under test: its whole process tree is measured for peak RSS and CPU time."""
+
+    def __init__(self, name, args, workdir, env=None):
+        self.name = name
+        self.log_path = os.path.join(workdir, name + ".log")
+        self.log = open(self.log_path, "w")
+        self.popen = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
+                                      start_new_session=True)
+
+    def pids(self):
+        tree, frontier = {self.popen.pid}, [self.popen.pid]
+        children = {}
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    with open(f"/proc/{entry}/stat") as f:
+                        parent = int(f.read().rsplit(")", 1)[1].split()[1])
+                    children.setdefault(parent, []).append(int(entry))
+                except (OSError, IndexError, ValueError):
+                    pass
+        while frontier:
+            for child in children.get(frontier.pop(), []):
+                if child not in tree:
+                    tree.add(child)
+                    frontier.append(child)
+        return tree
+
+    def cpu_seconds(self):
+        total = 0
+        for pid in self.pids():
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                total += int(fields[11]) + int(fields[12])
+            except (OSError, IndexError):
+                pass
+        return total / CLOCK_TICKS
+
+    def peak_rss_mib(self):
+        total = 0
+        for pid in self.pids():
+            try:
+                with open(f"/proc/{pid}/status") as f:
+                    for line in f:
+                        if line.startswith("VmHWM:"):
+                            total += int(line.split()[1])
+            except OSError:
+                pass
+        return total / 1024
+
+    def stop(self):
+        if self.popen.poll() is None:
+            os.killpg(self.popen.pid, 15)
+            try:
+                self.popen.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.popen.pid, 9)
+        self.log.close()
+
+
+def wait_ready(url, headers=None, body=None, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            request = urllib.request.Request(url, data=body, headers=headers or {})
+            with urllib.request.urlopen(request, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except Exception:
+            time.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer 200 within {timeout}s")
+
+
+CHAT_BODY = '{"model":"fake-model","max_tokens":16,"messages":[{"role":"user","content":"Say hello in sixteen words."}]}'
+
+
+def wrk_script(workdir, name, headers):
+    lines = ['wrk.method = "POST"', f"wrk.body = '{CHAT_BODY}'", 'wrk.headers["Content-Type"] = "application/json"']
+    for key, value in headers.items():
+        lines.append(f'wrk.headers["{key}"] = "{value}"')
+    path = os.path.join(workdir, name + ".lua")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return path
+
+
+UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def parse_wrk(output):
+    def latency(percent):
+        m = re.search(rf"^\s+{percent}%\s+([\d.]+)(us|ms|s)\s*$", output, re.M)
+        return float(m.group(1)) * UNITS[m.group(2)] if m else float("nan")
+
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    total = re.search(r"(\d+) requests in", output)
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    return {
+        "rps": float(rps.group(1)) if rps else 0.0,
+        "requests": int(total.group(1)) if total else 0,
+        "p50_ms": latency(50),
+        "p99_ms": latency(99),
+        "errors": (int(errors.group(1)) if errors else 0) + (sum(map(int, socket_errors.groups())) if socket_errors else 0),
+    }
+
+
+def run_wrk(url, script, connections, duration):
+    threads = min(2, connections)
+    result = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", "-s", script, url],
+                            capture_output=True, text=True, timeout=duration + 60)
+    return parse_wrk(result.stdout)
+
+
+def run_probe(url, streams, tokens, interval_ms, headers, rounds=1):
+    args = [JAVA, "-cp", BENCH_JAR, "io.switchboard.bench.StreamProbe", url, str(streams), str(tokens), str(interval_ms), str(rounds)]
+    args += [f"{k}={v}" for k, v in headers.items()]
+    result = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    try:
+        return json.loads(result.stdout.strip().splitlines()[-1])
+    except (IndexError, json.JSONDecodeError):
+        log("stream probe failed: " + result.stdout[-300:] + result.stderr[-800:])
+        return None
+
+
+def nginx_config(workdir, listen, upstream_port):
+    temp = os.path.join(workdir, "nginx-temp")
+    os.makedirs(temp, exist_ok=True)
+    path = os.path.join(workdir, "nginx.conf")
+    with open(path, "w") as f:
+        f.write(f"""
+worker_processes 2;
+daemon off;
+pid {workdir}/nginx.pid;
+error_log {workdir}/nginx-error.log warn;
+events {{ worker_connections 20000; }}
+http {{
+  access_log off;
+  client_body_temp_path {temp}/body;
+  proxy_temp_path {temp}/proxy;
+  fastcgi_temp_path {temp}/fastcgi;
+  uwsgi_temp_path {temp}/uwsgi;
+  scgi_temp_path {temp}/scgi;
+  upstream fake {{ server 127.0.0.1:{upstream_port}; keepalive 512; }}
+  server {{
+    listen 127.0.0.1:{listen};
+    location / {{
+      proxy_pass http://fake;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+      proxy_read_timeout 300s;
+    }}
+  }}
+}}
+""")
+    return path
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run (default 5)")
+    parser.add_argument("--concurrency", default="1,16,64,256", help="comma-separated connection counts")
+    parser.add_argument("--streams", type=int, default=64, help="concurrent streams in the streaming scenario")
+    parser.add_argument("--idle", type=int, default=0, help="also hold this many idle streams on (c), e.g. 10000")
+    parser.add_argument("--skip-portkey", action="store_true")
+    parser.add_argument("--heap", default="256m", help="Switchboard's -Xmx (default 256m)")
+    options = parser.parse_args()
+    levels = [int(c) for c in options.concurrency.split(",")]
+
+    ensure_tools()
+    fake_jar = ensure_jars()
+    portkey = None if options.skip_portkey else ensure_portkey()
+    workdir = tempfile.mkdtemp(prefix="switchboard-bench-")
+    ports = {name: BASE_PORT + i for i, name in enumerate(["upstream", "nginx", "direct", "worker", "portkey"])}
+    jvm = [JAVA, f"-Xmx{options.heap}", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=4"]
+    procs = {}
+    try:
+        procs["upstream"] = Proc("upstream", [JAVA, "-jar", fake_jar, "--port", str(ports["upstream"]), "--tokens", "16"], workdir)
+        upstream_base = f"http://127.0.0.1:{ports['upstream']}/v1"
+        wait_ready(upstream_base + "/models")
+        procs["nginx"] = Proc("nginx", ["nginx", "-p", workdir, "-c", nginx_config(workdir, ports["nginx"], ports["upstream"])], workdir)
+        with open(os.path.join(workdir, "direct.yaml"), "w") as f:
+            f.write(f"host: 127.0.0.1\nport: {ports['direct']}\nqueue_size: 20000\ndata_dir: {workdir}/direct-data\n"
+                    f"upstreams:\n  - url: {upstream_base}\n    max_concurrency: 20000\n")
+        procs["direct"] = Proc("direct", jvm + ["-jar", SWITCHBOARD_JAR, "server", "--config", os.path.join(workdir, "direct.yaml")],
+                               workdir)
+        procs["worker"] = Proc("worker", jvm + ["-jar", SWITCHBOARD_JAR, "server", "--host", "127.0.0.1", "--port", str(ports["worker"]),
+                                                "--queue-size", "20000", "--data-dir", workdir + "/worker-data"], workdir)
+        wait_ready(f"http://127.0.0.1:{ports['worker']}/healthz")
+        procs["worker-agent"] = Proc("worker-agent", jvm + ["-jar", SWITCHBOARD_JAR, "worker", "--server", f"http://127.0.0.1:{ports['worker']}",
+                                                            "--upstream", upstream_base, "--max-concurrency", "20000"], workdir)
+        targets = {
+            "upstream": (upstream_base + "/chat/completions", {}),
+            "nginx": (f"http://127.0.0.1:{ports['nginx']}/v1/chat/completions", {}),
+            "direct": (f"http://127.0.0.1:{ports['direct']}/v1/chat/completions", {}),
+            "worker": (f"http://127.0.0.1:{ports['worker']}/v1/chat/completions", {}),
+        }
+        if portkey:
+            procs["portkey"] = Proc("portkey", ["node", portkey, f"--port={ports['portkey']}", "--headless"], workdir)
+            targets["portkey"] = (f"http://127.0.0.1:{ports['portkey']}/v1/chat/completions",
+                                  {"x-portkey-provider": "openai", "x-portkey-custom-host": upstream_base,
+                                   "Authorization": "Bearer bench"})
+        for name, (url, headers) in list(targets.items()):
+            try:
+                wait_ready(url, {"Content-Type": "application/json", **headers}, CHAT_BODY.encode())
+            except RuntimeError as e:
+                log(f"skipping {name}: {e}")
+                del targets[name]
+
+        results = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                   "machine": {"cpus": os.cpu_count()}, "duration_s": options.duration, "targets": {}}
+        for name, (url, headers) in targets.items():
+            script = wrk_script(workdir, name, headers)
+            proc = procs[name] if name != "worker" else None
+            measured = [procs[name]] if name != "worker" else [procs["worker"], procs["worker-agent"]]
+            run_wrk(url, script, 16, 2)  # warm-up: JIT, connection pools
+            cpu_before = sum(p.cpu_seconds() for p in measured)
+            rows = {}
+            for connections in levels:
+                rows[connections] = run_wrk(url, script, connections, options.duration)
+                log(f"{name:9} c={connections:<4} {rows[connections]}")
+            requests = sum(r["requests"] for r in rows.values())
+            cpu = sum(p.cpu_seconds() for p in measured) - cpu_before
+            stream = run_probe(url, options.streams, 32, 10, headers)
+            log(f"{name:9} streaming {stream}")
+            results["targets"][name] = {
+                "levels": rows, "streaming": stream,
+                "peak_rss_mib": round(sum(p.peak_rss_mib() for p in measured), 1),
+                "cpu_s_per_1k": round(cpu / requests * 1000, 3) if requests else None,
+            }
+            del proc
+        if options.idle:
+            idle = run_probe(targets["direct"][0], options.idle, 10, 1000, {})
+            results["idle_streams"] = {"target": "direct", "streams": options.idle, "result": idle,
+                                       "peak_rss_mib": round(procs["direct"].peak_rss_mib(), 1)}
+            log(f"idle streams: {idle}")
+        report(results, levels)
+        os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
+        out = os.path.join(ROOT, "bench", "results", results["date"].replace(":", "-") + ".json")
+        with open(out, "w") as f:
+            json.dump(results, f, indent=2)
+        print(f"\nwritten to {os.path.relpath(out, ROOT)}")
+    finally:
+        for proc in procs.values():
+            proc.stop()
+
+
+def report(results, levels):
+    targets = results["targets"]
+    base = targets.get("upstream", {}).get("levels", {})
+    nginx = targets.get("nginx", {}).get("levels", {})
+
+    def added(name, c, key):
+        return targets[name]["levels"][c][key] - base[c][key] if c in base else float("nan")
+
+    print(f"{'target':9} {'conc':>5} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'+p50 ms':>8} {'+p99 ms':>8} "
+          f"{'x nginx p50':>11} {'x nginx p99':>11} {'errors':>6}")
+    for name, data in targets.items():
+        for c in levels:
+            row = data["levels"][c]
+            a50, a99 = added(name, c, "p50_ms"), added(name, c, "p99_ms")
+            n50 = added("nginx", c, "p50_ms") if nginx else float("nan")
+            n99 = added("nginx", c, "p99_ms") if nginx else float("nan")
+            r50 = a50 / n50 if n50 and n50 > 0 and name not in ("upstream", "nginx") else float("nan")
+            r99 = a99 / n99 if n99 and n99 > 0 and name not in ("upstream", "nginx") else float("nan")
+            row.update({"added_p50_ms": round(a50, 3), "added_p99_ms": round(a99, 3),
+                        "ratio_nginx_p50": round(r50, 2), "ratio_nginx_p99": round(r99, 2)})
+            print(f"{name:9} {c:>5} {row['rps']:>10.0f} {row['p50_ms']:>8.3f} {row['p99_ms']:>8.3f} {a50:>8.3f} {a99:>8.3f} "
+                  f"{r50:>11.2f} {r99:>11.2f} {row['errors']:>6}")
+    print(f"\n{'target':9} {'peak RSS MiB':>12} {'CPU s/1k req':>12} {'TTFT p50 ms':>12} {'TTFT p99 ms':>12} {'per token p50 ms':>16}")
+    for name, data in targets.items():
+        s = data["streaming"] or {}
+        print(f"{name:9} {data['peak_rss_mib']:>12.1f} {data['cpu_s_per_1k'] or float('nan'):>12.3f} "
+              f"{s.get('ttft_p50_ms', float('nan')):>12.3f} {s.get('ttft_p99_ms', float('nan')):>12.3f} "
+              f"{s.get('per_token_p50_ms', float('nan')):>16.3f}")
+    if "idle_streams" in results:
+        print(f"\nidle streams on direct: {results['idle_streams']}")
+
+
+if __name__ == "__main__":
+    main()
