@@ -43,7 +43,8 @@ public final class UpstreamBackend implements Backend {
   private final Vertx vertx;
   private final HttpClientOptions clientOptions = new HttpClientOptions().setTcpNoDelay(true).setKeepAlive(true)
       .setConnectTimeout(5_000);
-  private final PoolOptions poolOptions = new PoolOptions().setHttp1MaxSize(512);
+  /** Concurrency is limited by the router's max_concurrency, not by a second, hidden limit here. */
+  private final PoolOptions poolOptions = new PoolOptions().setHttp1MaxSize(16_384);
   /**
    * One client per event loop. A pooled connection belongs to the loop that opened it, and a request
    * served on another loop pays a thread handoff (a selector wake-up) for every read and write: the
