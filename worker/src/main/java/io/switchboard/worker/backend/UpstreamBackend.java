@@ -37,6 +37,10 @@ public final class UpstreamBackend implements Backend {
           "access-control-allow-credentials", "access-control-allow-headers", "access-control-allow-methods");
 
   private final String baseUrl;
+  private final String host;
+  private final int port;
+  private final boolean ssl;
+  private final String basePath;
   private final String apiKey;
   private final List<String> fixedModels;
   private final Duration idleTimeout;
@@ -63,6 +67,11 @@ public final class UpstreamBackend implements Backend {
    */
   public UpstreamBackend(Vertx vertx, String baseUrl, String apiKey, List<String> fixedModels, Duration idleTimeout) {
     this.baseUrl = normalize(baseUrl);
+    URI uri = URI.create(this.baseUrl);
+    this.ssl = "https".equalsIgnoreCase(uri.getScheme());
+    this.host = uri.getHost();
+    this.port = uri.getPort() > 0 ? uri.getPort() : ssl ? 443 : 80;
+    this.basePath = uri.getRawPath();
     this.apiKey = apiKey == null || apiKey.isBlank() ? null : apiKey;
     this.fixedModels = List.copyOf(fixedModels);
     this.idleTimeout = idleTimeout;
@@ -101,9 +110,7 @@ public final class UpstreamBackend implements Backend {
   @Override
   public BackendCall call(BackendRequest request, ResponseSink sink) {
     UpstreamCall call = new UpstreamCall(sink);
-    RequestOptions options = new RequestOptions()
-        .setMethod(HttpMethod.valueOf(request.method()))
-        .setAbsoluteURI(baseUrl + request.path())
+    RequestOptions options = target(HttpMethod.valueOf(request.method()), request.path())
         .setIdleTimeout(idleTimeout.toMillis());
     request.headers().forEach(options::putHeader);
     if (apiKey != null) {
@@ -134,6 +141,11 @@ public final class UpstreamBackend implements Backend {
     return call;
   }
 
+  /** Options for a path under the base URL, parsed once at construction rather than per request. */
+  private RequestOptions target(HttpMethod method, String path) {
+    return new RequestOptions().setMethod(method).setHost(host).setPort(port).setSsl(ssl).setURI(basePath + path);
+  }
+
   private static Map<String, String> headers(MultiMap headers) {
     Map<String, String> out = new HashMap<>();
     headers.forEach((name, value) -> {
@@ -149,8 +161,7 @@ public final class UpstreamBackend implements Backend {
     if (!fixedModels.isEmpty()) {
       return Future.succeededFuture(fixedModels);
     }
-    RequestOptions options = new RequestOptions().setMethod(HttpMethod.GET).setAbsoluteURI(baseUrl + "/models")
-        .setTimeout(10_000);
+    RequestOptions options = target(HttpMethod.GET, "/models").setTimeout(10_000);
     if (apiKey != null) {
       options.putHeader("Authorization", "Bearer " + apiKey);
     }
