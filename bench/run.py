@@ -192,6 +192,8 @@ def run_probe(url, streams, tokens, interval_ms, headers, rounds=1):
     args = [JAVA, "-cp", BENCH_JAR, "io.switchboard.bench.StreamProbe", url, str(streams), str(tokens), str(interval_ms), str(rounds)]
     args += [f"{k}={v}" for k, v in headers.items()]
     result = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    if result.stderr.strip():
+        log(result.stderr.strip()[-500:])
     try:
         return json.loads(result.stdout.strip().splitlines()[-1])
     except (IndexError, json.JSONDecodeError):

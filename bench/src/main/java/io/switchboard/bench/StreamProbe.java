@@ -21,8 +21,8 @@ import java.util.stream.Stream;
  * <pre>StreamProbe URL STREAMS TOKENS INTERVAL_MS [ROUNDS] [HEADER=VALUE ...]</pre>
  *
  * <p>With a large STREAMS and a long interval it also serves as the idle-connections scenario:
- * {@code errors} counts streams that did not end with {@code [DONE]}. A first round, not counted,
- * warms up the client.
+ * {@code errors} counts streams that did not end with {@code [DONE]}; the first failure is printed to
+ * stderr. A first round of at most 64 streams, not counted, warms up the client.
  */
 public final class StreamProbe {
 
@@ -51,11 +51,13 @@ public final class StreamProbe {
     AtomicInteger errors = new AtomicInteger();
     AtomicInteger warmUpErrors = new AtomicInteger();
     try (ExecutorService executor = Executors.newVirtualThreadPerTaskExecutor();
-         HttpClient http = HttpClient.newBuilder().executor(executor).build()) {
+         HttpClient http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).executor(executor).build()) {
       // A first round warms up the client (connections, JIT) and is not counted.
       for (int round = -1; round < rounds; round++) {
         List<CompletableFuture<double[]>> running = new ArrayList<>();
-        for (int i = 0; i < streams; i++) {
+        // The warm-up needs a few streams, not all: thousands more would only use up ephemeral ports.
+        int count = round >= 0 ? streams : Math.min(streams, 64);
+        for (int i = 0; i < count; i++) {
           AtomicInteger counted = round >= 0 ? errors : warmUpErrors;
           running.add(CompletableFuture.supplyAsync(() -> measure(http, request, counted), executor));
         }
@@ -84,7 +86,9 @@ public final class StreamProbe {
     try {
       HttpResponse<Stream<String>> response = http.send(request, HttpResponse.BodyHandlers.ofLines());
       if (response.statusCode() != 200) {
-        errors.incrementAndGet();
+        if (errors.incrementAndGet() == 1) {
+          System.err.println("first failed stream: HTTP " + response.statusCode());
+        }
         response.body().close();
         return null;
       }
@@ -103,7 +107,9 @@ public final class StreamProbe {
         }
       }
     } catch (IOException | InterruptedException e) {
-      errors.incrementAndGet();
+      if (errors.incrementAndGet() == 1) {
+        System.err.println("first failed stream: " + e);
+      }
       return null;
     }
     if (!done || first < 0) {

@@ -92,7 +92,7 @@ public final class FakeUpstream {
   }
 
   public Future<FakeUpstream> start(int port) {
-    return vertx.createHttpServer(new HttpServerOptions().setTcpNoDelay(true))
+    return vertx.createHttpServer(new HttpServerOptions().setTcpNoDelay(true).setAcceptBacklog(8192))
         .requestHandler(this::handle)
         .listen(port, "127.0.0.1")
         .map(s -> {

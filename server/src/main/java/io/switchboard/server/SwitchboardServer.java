@@ -72,6 +72,8 @@ public final class SwitchboardServer {
         .setHost(config.host())
         .setPort(config.port())
         .setTcpNoDelay(true)
+        // Room for bursts of thousands of connections (10,000 streams opened at once in bench/).
+        .setAcceptBacklog(8192)
         .setMaxWebSocketFrameSize(config.maxFrameBytes())
         .setMaxWebSocketMessageSize(config.maxFrameBytes());
     AtomicInteger boundPort = new AtomicInteger();
