@@ -11,7 +11,7 @@ For each target and each concurrency, wrk sends non-streaming chat completions. 
 scenario measures time to first token and time per token. Prints one table and writes the numbers
 as JSON under bench/results/.
 
-Usage: python3 bench/run.py [--duration 5] [--concurrency 1,16,64,256] [--idle 10000] [--skip-portkey]
+Usage: python3 bench/run.py [--duration 5] [--concurrency 1,16,64,256] [--idle 10000] [--skip-portkey] [--only direct]
 """
 import argparse
 import datetime
@@ -242,7 +242,10 @@ def main():
     parser.add_argument("--streams", type=int, default=64, help="concurrent streams in the streaming scenario")
     parser.add_argument("--idle", type=int, default=0, help="also hold this many idle streams on (c), e.g. 10000")
     parser.add_argument("--skip-portkey", action="store_true")
+    parser.add_argument("--only", default="", help="comma-separated targets to load (upstream and nginx are always kept)")
     parser.add_argument("--heap", default="256m", help="Switchboard's -Xmx (default 256m)")
+    parser.add_argument("--gc", default="-XX:+UseParallelGC",
+                        help="Switchboard's collector flag (default -XX:+UseParallelGC: shortest pauses within 256 MiB here)")
     options = parser.parse_args()
     levels = [int(c) for c in options.concurrency.split(",")]
 
@@ -251,7 +254,7 @@ def main():
     portkey = None if options.skip_portkey else ensure_portkey()
     workdir = tempfile.mkdtemp(prefix="switchboard-bench-")
     ports = {name: BASE_PORT + i for i, name in enumerate(["upstream", "nginx", "direct", "worker", "portkey"])}
-    jvm = [JAVA, f"-Xmx{options.heap}", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=4"]
+    jvm = [JAVA, f"-Xmx{options.heap}", options.gc]
     procs = {}
     try:
         procs["upstream"] = Proc("upstream", [JAVA, "-jar", fake_jar, "--port", str(ports["upstream"]), "--tokens", "16"], workdir)
@@ -279,6 +282,9 @@ def main():
             targets["portkey"] = (f"http://127.0.0.1:{ports['portkey']}/v1/chat/completions",
                                   {"x-portkey-provider": "openai", "x-portkey-custom-host": upstream_base,
                                    "Authorization": "Bearer bench"})
+        if options.only:
+            keep = {"upstream", "nginx", *options.only.split(",")}
+            targets = {name: target for name, target in targets.items() if name in keep}
         for name, (url, headers) in list(targets.items()):
             try:
                 wait_ready(url, {"Content-Type": "application/json", **headers}, CHAT_BODY.encode())

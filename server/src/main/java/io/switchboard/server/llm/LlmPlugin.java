@@ -25,6 +25,7 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.UUID;
+import java.util.concurrent.ThreadLocalRandom;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -222,11 +223,20 @@ public final class LlmPlugin {
     copy(request, headers, "User-Agent");
     String requestId = request.getHeader("X-Request-Id");
     if (requestId == null) {
-      requestId = UUID.randomUUID().toString();
+      requestId = newRequestId();
     }
     headers.put("X-Request-Id", requestId);
     ctx.response().putHeader("X-Request-Id", requestId);
     return headers;
+  }
+
+  /**
+   * A random id in UUID form. Not {@code UUID.randomUUID()}: its one shared SecureRandom is a lock
+   * every event loop would contend on for every request, and a request id needs no cryptographic strength.
+   */
+  private static String newRequestId() {
+    ThreadLocalRandom random = ThreadLocalRandom.current();
+    return new UUID(random.nextLong(), random.nextLong()).toString();
   }
 
   private static void copy(HttpServerRequest request, Map<String, String> headers, String name) {
