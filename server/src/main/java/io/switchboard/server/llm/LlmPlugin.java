@@ -126,7 +126,10 @@ public final class LlmPlugin {
 
   private void proxy(RoutingContext ctx, String path) {
     Buffer body = ctx.body().buffer();
-    RequestPeek peek = RequestPeek.of(body);
+    proxy(ctx, path, body, RequestPeek.of(body));
+  }
+
+  private void proxy(RoutingContext ctx, String path, Buffer body, RequestPeek peek) {
     HttpServerResponse response = ctx.response();
     Dispatch dispatch = new Dispatch(router, vertx, peek.model(),
         new BackendRequest("POST", path, forwardedHeaders(ctx), peek.stream(), body), null,
@@ -139,6 +142,10 @@ public final class LlmPlugin {
     Buffer body = ctx.body().buffer();
     RequestPeek peek = RequestPeek.of(body);
     List<Worker> serving = router.serving(peek.model());
+    if (serving.stream().allMatch(worker -> worker.embeddingBatchSize() == 0)) {
+      proxy(ctx, "/embeddings", body, peek);
+      return;
+    }
     JsonNode request;
     try {
       request = json.readTree(body.getBytes());
@@ -147,7 +154,7 @@ public final class LlmPlugin {
     }
     ArrayNode inputs = EmbeddingsBatcher.splittableInputs(request, serving);
     if (inputs == null) {
-      proxy(ctx, "/embeddings");
+      proxy(ctx, "/embeddings", body, peek);
       return;
     }
     HttpServerResponse response = ctx.response();
