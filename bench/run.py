@@ -188,8 +188,8 @@ def run_wrk(url, script, connections, duration):
     return parse_wrk(result.stdout)
 
 
-def run_probe(url, streams, tokens, interval_ms, headers, rounds=1):
-    args = [JAVA, "-cp", BENCH_JAR, "io.switchboard.bench.StreamProbe", url, str(streams), str(tokens), str(interval_ms), str(rounds)]
+def run_probe(url, streams, tokens, interval_ms, headers, rounds=1, open_rate=0):
+    args = [JAVA, f"-Dprobe.openRate={open_rate}", "-cp", BENCH_JAR, "io.switchboard.bench.StreamProbe", url, str(streams), str(tokens), str(interval_ms), str(rounds)]
     args += [f"{k}={v}" for k, v in headers.items()]
     result = subprocess.run(args, capture_output=True, text=True, timeout=600)
     if result.stderr.strip():
@@ -241,6 +241,9 @@ def main():
     parser.add_argument("--concurrency", default="1,16,64,256", help="comma-separated connection counts")
     parser.add_argument("--streams", type=int, default=64, help="concurrent streams in the streaming scenario")
     parser.add_argument("--idle", type=int, default=0, help="also hold this many idle streams on (c), e.g. 10000")
+    parser.add_argument("--idle-target", default="direct", choices=["direct", "worker"],
+                        help="which Switchboard holds the idle streams (default direct)")
+    parser.add_argument("--idle-rate", type=int, default=1000, help="idle streams opened per second (default 1000)")
     parser.add_argument("--skip-portkey", action="store_true")
     parser.add_argument("--only", default="", help="comma-separated targets to load (upstream and nginx are always kept)")
     parser.add_argument("--heap", default="256m", help="Switchboard's -Xmx (default 256m)")
@@ -315,9 +318,13 @@ def main():
             }
             del proc
         if options.idle:
-            idle = run_probe(targets["direct"][0], options.idle, 10, 1000, {})
-            results["idle_streams"] = {"target": "direct", "streams": options.idle, "result": idle,
-                                       "peak_rss_mib": round(procs["direct"].peak_rss_mib(), 1)}
+            # Streams of 30 tokens a second apart, opened at --idle-rate a second: all of them are open
+            # together once the last one has been opened (peak_open says whether they were).
+            url, headers = targets[options.idle_target]
+            idle = run_probe(url, options.idle, 30, 1000, headers, open_rate=options.idle_rate)
+            results["idle_streams"] = {"target": options.idle_target, "streams": options.idle, "open_rate": options.idle_rate,
+                                       "result": idle,
+                                       "peak_rss_mib": round(procs[options.idle_target].peak_rss_mib(), 1)}
             log(f"idle streams: {idle}")
         report(results, levels)
         os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
@@ -359,7 +366,7 @@ def report(results, levels):
               f"{s.get('ttft_p50_ms', float('nan')):>12.3f} {s.get('ttft_p99_ms', float('nan')):>12.3f} "
               f"{s.get('per_token_p50_ms', float('nan')):>16.3f}")
     if "idle_streams" in results:
-        print(f"\nidle streams on direct: {results['idle_streams']}")
+        print(f"\nidle streams: {results['idle_streams']}")
 
 
 if __name__ == "__main__":

@@ -23,6 +23,9 @@ import java.util.stream.Stream;
  * <p>With a large STREAMS and a long interval it also serves as the idle-connections scenario:
  * {@code errors} counts streams that did not end with {@code [DONE]}; the first failure is printed to
  * stderr. A first round of at most 64 streams, not counted, warms up the client.
+ *
+ * <p>{@code -Dprobe.openRate=N} opens at most N streams a second, the way real clients arrive, instead
+ * of all at once; {@code peak_open} reports how many were open at the same moment.
  */
 public final class StreamProbe {
 
@@ -50,6 +53,9 @@ public final class StreamProbe {
     List<Double> perTokenMs = new ArrayList<>();
     AtomicInteger errors = new AtomicInteger();
     AtomicInteger warmUpErrors = new AtomicInteger();
+    AtomicInteger open = new AtomicInteger();
+    AtomicInteger peakOpen = new AtomicInteger();
+    long openRate = Long.getLong("probe.openRate", 0);
     try (ExecutorService executor = Executors.newVirtualThreadPerTaskExecutor();
          HttpClient http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).executor(executor).build()) {
       // A first round warms up the client (connections, JIT) and is not counted.
@@ -57,9 +63,24 @@ public final class StreamProbe {
         List<CompletableFuture<double[]>> running = new ArrayList<>();
         // The warm-up needs a few streams, not all: thousands more would only use up ephemeral ports.
         int count = round >= 0 ? streams : Math.min(streams, 64);
+        long roundStart = System.nanoTime();
         for (int i = 0; i < count; i++) {
+          if (openRate > 0 && round >= 0) {
+            long due = roundStart + i * 1_000_000_000L / openRate;
+            long wait = due - System.nanoTime();
+            if (wait > 0) {
+              Thread.sleep(wait / 1_000_000, (int) (wait % 1_000_000));
+            }
+          }
           AtomicInteger counted = round >= 0 ? errors : warmUpErrors;
-          running.add(CompletableFuture.supplyAsync(() -> measure(http, request, counted), executor));
+          running.add(CompletableFuture.supplyAsync(() -> {
+            peakOpen.accumulateAndGet(open.incrementAndGet(), Math::max);
+            try {
+              return measure(http, request, counted);
+            } finally {
+              open.decrementAndGet();
+            }
+          }, executor));
         }
         for (CompletableFuture<double[]> one : running) {
           double[] result = one.join();
@@ -70,9 +91,9 @@ public final class StreamProbe {
         }
       }
     }
-    System.out.printf("{\"streams\":%d,\"rounds\":%d,\"completed\":%d,\"errors\":%d,"
+    System.out.printf("{\"streams\":%d,\"rounds\":%d,\"completed\":%d,\"errors\":%d,\"peak_open\":%d,"
             + "\"ttft_p50_ms\":%.3f,\"ttft_p99_ms\":%.3f,\"per_token_p50_ms\":%.3f,\"per_token_p99_ms\":%.3f}%n",
-        streams, rounds, firstTokenMs.size(), errors.get(), percentile(firstTokenMs, 50), percentile(firstTokenMs, 99),
+        streams, rounds, firstTokenMs.size(), errors.get(), peakOpen.get(), percentile(firstTokenMs, 50), percentile(firstTokenMs, 99),
         percentile(perTokenMs, 50), percentile(perTokenMs, 99));
   }
 
