@@ -11,6 +11,7 @@ import com.fasterxml.jackson.databind.json.JsonMapper;
 import com.fasterxml.jackson.databind.module.SimpleModule;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
+import io.switchboard.server.Durations;
 import java.io.IOException;
 import java.lang.reflect.RecordComponent;
 import java.nio.file.Files;
@@ -19,8 +20,6 @@ import java.time.Duration;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 
 /**
  * Builds a configuration record from, in rising precedence: its defaults, a YAML file, environment
@@ -30,8 +29,6 @@ import java.util.regex.Pattern;
  * or as seconds.
  */
 public final class ConfigLoader {
-
-  private static final Pattern DURATION = Pattern.compile("(\\d+)\\s*(ms|s|m|h|d)?");
 
   private final ObjectMapper mapper;
   private final ObjectMapper yaml;
@@ -110,31 +107,10 @@ public final class ConfigLoader {
     return camel.replaceAll("([a-z0-9])([A-Z])", "$1_$2").toLowerCase();
   }
 
-  /** Parses {@code 250ms}, {@code 30s}, {@code 5m}, {@code 1h}, {@code 2d}, a bare number of seconds, or ISO-8601. */
-  static Duration parseDuration(String text) {
-    String trimmed = text.trim();
-    if (trimmed.startsWith("P") || trimmed.startsWith("p")) {
-      return Duration.parse(trimmed);
-    }
-    Matcher m = DURATION.matcher(trimmed);
-    if (!m.matches()) {
-      throw new IllegalArgumentException("'" + text + "' is not a duration; write it like 500ms, 30s, 5m or 1h");
-    }
-    long amount = Long.parseLong(m.group(1));
-    String unit = m.group(2) == null ? "s" : m.group(2);
-    return switch (unit) {
-      case "ms" -> Duration.ofMillis(amount);
-      case "m" -> Duration.ofMinutes(amount);
-      case "h" -> Duration.ofHours(amount);
-      case "d" -> Duration.ofDays(amount);
-      default -> Duration.ofSeconds(amount);
-    };
-  }
-
   private static final class DurationDeserializer extends JsonDeserializer<Duration> {
     @Override
     public Duration deserialize(JsonParser parser, DeserializationContext context) throws IOException {
-      return parseDuration(parser.getValueAsString());
+      return Durations.parse(parser.getValueAsString());
     }
   }
 }

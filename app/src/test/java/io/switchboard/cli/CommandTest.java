@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.switchboard.server.Durations;
 import io.switchboard.server.ServerConfig;
 import java.io.IOException;
 import java.io.PrintWriter;
@@ -118,11 +119,11 @@ class CommandTest {
 
   @Test
   void durationsReadTheWayPeopleWriteThem() {
-    assertEquals(Duration.ofMillis(250), ConfigLoader.parseDuration("250ms"));
-    assertEquals(Duration.ofSeconds(30), ConfigLoader.parseDuration("30"));
-    assertEquals(Duration.ofMinutes(5), ConfigLoader.parseDuration("5m"));
-    assertEquals(Duration.ofHours(1), ConfigLoader.parseDuration("PT1H"));
-    assertThrows(IllegalArgumentException.class, () -> ConfigLoader.parseDuration("5 minutes"));
+    assertEquals(Duration.ofMillis(250), Durations.parse("250ms"));
+    assertEquals(Duration.ofSeconds(30), Durations.parse("30"));
+    assertEquals(Duration.ofMinutes(5), Durations.parse("5m"));
+    assertEquals(Duration.ofHours(1), Durations.parse("PT1H"));
+    assertThrows(IllegalArgumentException.class, () -> Durations.parse("5 minutes"));
   }
 
   private String write(String yaml) {

@@ -14,6 +14,7 @@ import io.vertx.core.http.HttpServerOptions;
 import io.vertx.core.http.HttpServerRequest;
 import io.vertx.core.http.HttpServerResponse;
 import java.io.IOException;
+import java.nio.file.Path;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.Base64;
@@ -83,6 +84,8 @@ public final class FakeUpstream {
   private final AtomicInteger completions = new AtomicInteger();
   private final AtomicInteger aborted = new AtomicInteger();
   private final AtomicInteger inFlight = new AtomicInteger();
+  /** Until then, {@code /health} answers 503 "loading model", as llama-server does while it loads. */
+  private volatile long readyAtNanos = System.nanoTime();
   private final List<Integer> embeddingBatchSizes = new CopyOnWriteArrayList<>();
   private final List<String> authorizations = new CopyOnWriteArrayList<>();
 
@@ -112,6 +115,11 @@ public final class FakeUpstream {
   /** The OpenAI base URL of this server, {@code http://127.0.0.1:PORT/v1}. */
   public String baseUrl() {
     return "http://127.0.0.1:" + port() + "/v1";
+  }
+
+  /** Makes {@code /health} answer 503 for this long from now, like a model server that loads its model. */
+  public void loadFor(long millis) {
+    readyAtNanos = System.nanoTime() + millis * 1_000_000L;
   }
 
   public void behave(Behavior next) {
@@ -155,6 +163,11 @@ public final class FakeUpstream {
       return;
     }
     String path = req.path();
+    if (req.method().name().equals("GET") && path.equals("/health")) {
+      boolean loaded = System.nanoTime() >= readyAtNanos;
+      json(req.response(), loaded ? 200 : 503, JSON.createObjectNode().put("status", loaded ? "ok" : "loading model"));
+      return;
+    }
     if (req.method().name().equals("GET") && path.equals("/v1/models")) {
       ArrayNode data = JSON.createArrayNode();
       for (String model : b.models()) {
@@ -176,9 +189,22 @@ public final class FakeUpstream {
       switch (path) {
         case "/v1/chat/completions" -> chat(req, request, b);
         case "/v1/embeddings" -> embeddings(req, request, b);
+        case "/v1/rerank", "/v1/reranking" -> rerank(req, request);
         default -> error(req.response(), 404, "no route " + path, "invalid_request_error");
       }
     });
+  }
+
+  /** Scores each document by its length, so a caller can check the order it gets back. */
+  private void rerank(HttpServerRequest req, JsonNode request) {
+    completions.incrementAndGet();
+    ObjectNode answer = JSON.createObjectNode().put("model", request.path("model").asText());
+    ArrayNode results = answer.putArray("results");
+    JsonNode documents = request.path("documents");
+    for (int i = 0; i < documents.size(); i++) {
+      results.addObject().put("index", i).put("relevance_score", documents.get(i).asText().length());
+    }
+    json(req.response(), 200, answer);
   }
 
   private void chat(HttpServerRequest req, JsonNode request, Behavior configured) {
@@ -354,33 +380,50 @@ public final class FakeUpstream {
   }
 
   /**
-   * Runs the fake as its own process: {@code FakeUpstream [--port N] [--tokens N] [--interval-ms N]
-   * [--first-byte-ms N] [--models a,b]}. Prints {@code listening on PORT} once it accepts connections.
-   * The port must be given: the servers of all cores share it.
+   * Runs the fake as its own process: {@code FakeUpstream --port N [--tokens N] [--interval-ms N]
+   * [--first-byte-ms N] [--models a,b] [--model PATH] [--load-ms N]}. Prints {@code listening on PORT}
+   * once it accepts connections. It takes llama-server's command line, so that it can stand in for one
+   * as a managed instance: {@code --model} names its model after the file, {@code --host} is accepted,
+   * and the flags it does not know are skipped. The port must be given: the servers of all cores share it.
    */
   public static void main(String[] args) {
     Behavior b = Behavior.defaults();
     int port = 0;
-    for (int i = 0; i + 1 < args.length; i += 2) {
-      String value = args[i + 1];
+    long loadMs = 0;
+    for (int i = 0; i < args.length; i++) {
+      boolean hasValue = i + 1 < args.length && !args[i + 1].startsWith("--");
+      String value = hasValue ? args[i + 1] : null;
       switch (args[i]) {
         case "--port" -> port = Integer.parseInt(value);
         case "--tokens" -> b = b.withTokens(Integer.parseInt(value), b.tokenIntervalMs());
         case "--interval-ms" -> b = b.withTokens(b.tokens(), Long.parseLong(value));
         case "--first-byte-ms" -> b = b.withFirstByteDelay(Long.parseLong(value));
         case "--models" -> b = b.withModels(value.split(","));
-        default -> throw new IllegalArgumentException("unknown option " + args[i]);
+        case "--model" -> b = b.withModels(Path.of(value).getFileName().toString());
+        case "--load-ms" -> loadMs = Long.parseLong(value);
+        default -> {
+          // A llama-server flag this fake does not need.
+        }
       }
+      if (hasValue) {
+        i++;
+      }
+    }
+    if (port <= 0) {
+      throw new IllegalArgumentException("--port is required");
     }
     // One server per core on the same port (Vert.x spreads connections), so that in a benchmark the
     // fake is never the bottleneck.
     Behavior behavior = b;
     int listenPort = port;
+    long loading = loadMs;
     Vertx vertx = Vertx.vertx();
     vertx.deployVerticle(() -> new VerticleBase() {
           @Override
           public Future<?> start() {
-            return new FakeUpstream(vertx, behavior).start(listenPort);
+            FakeUpstream fake = new FakeUpstream(vertx, behavior);
+            fake.loadFor(loading);
+            return fake.start(listenPort);
           }
         }, new DeploymentOptions().setInstances(Runtime.getRuntime().availableProcessors()))
         .onSuccess(id -> System.out.println("listening on " + listenPort))

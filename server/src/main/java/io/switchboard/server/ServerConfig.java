@@ -24,6 +24,11 @@ import java.util.Objects;
  * @param maxFrameBytes the largest WebSocket frame between server and workers
  * @param modelPollInterval how often the local worker asks its upstreams for their models
  * @param upstreams OpenAI-compatible servers that the server's own local worker serves
+ * @param databaseUrl a JDBC URL ({@code jdbc:postgresql://...}); null: SQLite in the data directory
+ * @param managementKeys keys for the instances API; none: the API key manages, and with no API key loopback clients do
+ * @param inferenceKeys further keys accepted by the OpenAI endpoints, besides the API key and the management keys
+ * @param llamaServer the {@code llama-server} program, by path or name on PATH
+ * @param instances limits and timings of managed instances
  */
 public record ServerConfig(
     String host,
@@ -39,7 +44,12 @@ public record ServerConfig(
     Long maxBodyBytes,
     Integer maxFrameBytes,
     Duration modelPollInterval,
-    List<Upstream> upstreams) {
+    List<Upstream> upstreams,
+    String databaseUrl,
+    List<String> managementKeys,
+    List<String> inferenceKeys,
+    String llamaServer,
+    InstanceSettings instances) {
 
   public ServerConfig {
     host = Objects.requireNonNullElse(host, "0.0.0.0");
@@ -56,6 +66,11 @@ public record ServerConfig(
     maxFrameBytes = Objects.requireNonNullElse(maxFrameBytes, 1 << 20);
     modelPollInterval = Objects.requireNonNullElse(modelPollInterval, Duration.ofMinutes(1));
     upstreams = upstreams == null ? List.of() : List.copyOf(upstreams);
+    databaseUrl = blankToNull(databaseUrl);
+    managementKeys = nonBlank(managementKeys);
+    inferenceKeys = nonBlank(inferenceKeys);
+    llamaServer = Objects.requireNonNullElse(blankToNull(llamaServer), "llama-server");
+    instances = Objects.requireNonNullElseGet(instances, InstanceSettings::defaults);
     if (port < 0 || port > 65535) {
       throw new IllegalArgumentException("port must be between 0 and 65535, got " + port);
     }
@@ -69,7 +84,19 @@ public record ServerConfig(
 
   /** All defaults. */
   public static ServerConfig defaults() {
-    return new ServerConfig(null, null, null, null, null, null, null, null, null, null, null, null, null, null);
+    return new ServerConfig(null, null, null, null, null, null, null, null, null, null, null, null, null, null,
+        null, null, null, null, null);
+  }
+
+  /** The same settings on another port. */
+  public ServerConfig withPort(int newPort) {
+    return new ServerConfig(host, newPort, dataDir, apiKey, clientKey, requestTimeout, queueSize, queueTimeout, drainTimeout,
+        heartbeatInterval, maxBodyBytes, maxFrameBytes, modelPollInterval, upstreams, databaseUrl, managementKeys,
+        inferenceKeys, llamaServer, instances);
+  }
+
+  private static List<String> nonBlank(List<String> keys) {
+    return keys == null ? List.of() : keys.stream().filter(k -> k != null && !k.isBlank()).toList();
   }
 
   private static String blankToNull(String value) {
@@ -107,6 +134,57 @@ public record ServerConfig(
     @JsonCreator(mode = JsonCreator.Mode.DELEGATING)
     public static Upstream of(String url) {
       return new Upstream(null, url, null, null, null, null);
+    }
+  }
+
+  /**
+   * How the server runs managed instances (model servers it starts on demand).
+   *
+   * @param portRange the ports given to instances, {@code FIRST-LAST}
+   * @param maxInstances how many instances may exist (-1: no limit)
+   * @param maxRunning how many may run at once (-1: no limit)
+   * @param lruEviction whether starting one beyond {@code maxRunning} stops the least recently used idle one
+   * @param startTimeout how long an instance may take to answer its health check
+   * @param stopTimeout how long a stopping instance may finish its requests, and then take after SIGTERM, before SIGKILL
+   * @param checkInterval how often idle timeouts are checked
+   * @param logMaxBytes the size at which an instance's log is rotated (three old files are kept)
+   */
+  public record InstanceSettings(
+      String portRange,
+      Integer maxInstances,
+      Integer maxRunning,
+      Boolean lruEviction,
+      Duration startTimeout,
+      Duration stopTimeout,
+      Duration checkInterval,
+      Long logMaxBytes) {
+
+    public InstanceSettings {
+      portRange = Objects.requireNonNullElse(portRange, "8000-9000");
+      maxInstances = Objects.requireNonNullElse(maxInstances, -1);
+      maxRunning = Objects.requireNonNullElse(maxRunning, -1);
+      lruEviction = Objects.requireNonNullElse(lruEviction, true);
+      startTimeout = Objects.requireNonNullElse(startTimeout, Duration.ofMinutes(2));
+      stopTimeout = Objects.requireNonNullElse(stopTimeout, Duration.ofSeconds(30));
+      checkInterval = Objects.requireNonNullElse(checkInterval, Duration.ofSeconds(30));
+      logMaxBytes = Objects.requireNonNullElse(logMaxBytes, 10L << 20);
+      String[] bounds = portRange.split("-");
+      if (!portRange.matches("\\d{1,5}-\\d{1,5}") || Integer.parseInt(bounds[0]) < 1
+          || Integer.parseInt(bounds[0]) > Integer.parseInt(bounds[1]) || Integer.parseInt(bounds[1]) > 65535) {
+        throw new IllegalArgumentException("instances.port_range must be FIRST-LAST within 1-65535, like 8000-9000; got " + portRange);
+      }
+    }
+
+    public static InstanceSettings defaults() {
+      return new InstanceSettings(null, null, null, null, null, null, null, null);
+    }
+
+    public int firstPort() {
+      return Integer.parseInt(portRange.substring(0, portRange.indexOf('-')));
+    }
+
+    public int lastPort() {
+      return Integer.parseInt(portRange.substring(portRange.indexOf('-') + 1));
     }
   }
 }

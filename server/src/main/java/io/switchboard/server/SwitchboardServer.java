@@ -7,7 +7,11 @@ import io.switchboard.server.http.ApiError;
 import io.switchboard.server.http.ApiException;
 import io.switchboard.server.http.ApiKeyAuth;
 import io.switchboard.server.http.Secret;
+import io.switchboard.server.instances.InstanceManager;
+import io.switchboard.server.instances.InstanceRoutes;
 import io.switchboard.server.llm.LlmPlugin;
+import io.switchboard.server.llm.LlmRouter;
+import io.switchboard.server.store.Database;
 import io.switchboard.server.system.SystemRoutes;
 import io.vertx.core.DeploymentOptions;
 import io.vertx.core.Future;
@@ -21,6 +25,8 @@ import io.vertx.ext.web.handler.BodyHandler;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -36,34 +42,71 @@ public final class SwitchboardServer {
   private final Vertx vertx;
   private final ServerConfig config;
   private final Admission admission = new Admission();
+  private final Database database;
   private final LlmPlugin llm;
+  private final InstanceManager instances;
+  private final InstanceRoutes instanceRoutes;
   private final Router web;
   private String deploymentId;
+  private boolean closed;
   private int port;
 
-  private SwitchboardServer(Vertx vertx, ServerConfig config) {
+  private SwitchboardServer(Vertx vertx, ServerConfig config, Database database) {
     this.vertx = vertx;
     this.config = config;
+    this.database = database;
     ObjectMapper json = new ObjectMapper();
-    this.llm = new LlmPlugin(vertx, config, json);
+    LlmRouter router = new LlmRouter(vertx, config.queueSize(), config.queueTimeout());
+    this.instances = new InstanceManager(vertx, router, database.jdbi(), json, config);
+    this.llm = new LlmPlugin(vertx, config, json, router, instances);
+    this.instanceRoutes = new InstanceRoutes(vertx, instances, json, config.llamaServer());
     this.web = Router.router(vertx);
     web.route().handler(BodyHandler.create(false).setBodyLimit(config.maxBodyBytes()));
     SystemRoutes.mount(web, admission);
-    llm.mount(web, new ApiKeyAuth(Secret.ofNullable(config.apiKey())), admission);
+    llm.mount(web, new ApiKeyAuth(inferenceKeys(config), false), admission);
+    instanceRoutes.mount(web, new ApiKeyAuth(managementKeys(config), true));
     web.route().last().handler(ctx -> ApiError.notFound("no route for " + ctx.request().method() + " " + ctx.request().path())
         .send(ctx.response()));
     web.route().failureHandler(this::failure);
   }
 
-  /** Starts a server on the given Vert.x instance; the future completes once it listens. */
+  /**
+   * Management keys manage instances. Without any, the API key does; without that either, loopback
+   * clients do.
+   */
+  private static List<Secret> managementKeys(ServerConfig config) {
+    List<String> keys = !config.managementKeys().isEmpty() ? config.managementKeys()
+        : config.apiKey() == null ? List.of() : List.of(config.apiKey());
+    return keys.stream().map(Secret::ofNullable).toList();
+  }
+
+  /** The OpenAI endpoints take the API key, the inference keys and the management keys. */
+  private static List<Secret> inferenceKeys(ServerConfig config) {
+    List<String> keys = new ArrayList<>();
+    if (config.apiKey() != null) {
+      keys.add(config.apiKey());
+    }
+    keys.addAll(config.inferenceKeys());
+    keys.addAll(config.managementKeys());
+    return keys.stream().map(Secret::ofNullable).toList();
+  }
+
+  /**
+   * Starts a server on the given Vert.x instance; the future completes once it listens. Opening the
+   * database blocks, so call it from a thread that may block (main, a test), not an event loop.
+   */
   public static Future<SwitchboardServer> start(Vertx vertx, ServerConfig config) {
+    Database database;
     try {
       Files.createDirectories(config.dataDir());
+      database = Database.open(config.databaseUrl(), config.dataDir());
     } catch (IOException e) {
       return Future.failedFuture(new UncheckedIOException("cannot create data directory " + config.dataDir(), e));
+    } catch (RuntimeException e) {
+      return Future.failedFuture(e);
     }
-    SwitchboardServer server = new SwitchboardServer(vertx, config);
-    return server.listen().map(server);
+    SwitchboardServer server = new SwitchboardServer(vertx, config, database);
+    return server.listen().map(server).onFailure(e -> database.close());
   }
 
   private Future<Void> listen() {
@@ -76,9 +119,10 @@ public final class SwitchboardServer {
         .setMaxWebSocketFrameSize(config.maxFrameBytes())
         .setMaxWebSocketMessageSize(config.maxFrameBytes());
     AtomicInteger boundPort = new AtomicInteger();
-    int instances = Math.max(1, Runtime.getRuntime().availableProcessors());
+    int loops = Math.max(1, Runtime.getRuntime().availableProcessors());
     return llm.startLocalWorkers()
-        .compose(v -> vertx.deployVerticle(() -> new HttpVerticle(options, boundPort), new DeploymentOptions().setInstances(instances)))
+        .compose(v -> instances.load())
+        .compose(v -> vertx.deployVerticle(() -> new HttpVerticle(options, boundPort), new DeploymentOptions().setInstances(loops)))
         .map(id -> {
           deploymentId = id;
           port = boundPort.get();
@@ -136,11 +180,33 @@ public final class SwitchboardServer {
     return done.future();
   }
 
-  /** Closes the listener and the local worker's connections; requests in flight are cut. */
+  public InstanceManager instances() {
+    return instances;
+  }
+
+  /**
+   * Closes the listener, stops the managed instances and closes the local worker's connections;
+   * requests in flight are cut.
+   */
   public synchronized Future<Void> close() {
+    if (closed) {
+      return Future.succeededFuture();
+    }
+    closed = true;
     Future<?> undeploy = deploymentId == null ? Future.succeededFuture() : vertx.undeploy(deploymentId);
     deploymentId = null;
-    return undeploy.eventually(llm::close).mapEmpty();
+    return undeploy
+        .eventually(() -> vertx.executeBlocking(() -> {
+          instances.shutdown();
+          return null;
+        }, false))
+        .eventually(instanceRoutes::close)
+        .eventually(llm::close)
+        .eventually(() -> {
+          database.close();
+          return Future.succeededFuture();
+        })
+        .mapEmpty();
   }
 
   private void failure(RoutingContext ctx) {

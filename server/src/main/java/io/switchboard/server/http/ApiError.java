@@ -63,6 +63,14 @@ public record ApiError(int status, String type, String code, String message) {
     return new ApiError(504, "server_error", "timeout", "the worker sent nothing within the request timeout");
   }
 
+  public static ApiError conflict(String code, String message) {
+    return new ApiError(409, "invalid_request_error", code, message);
+  }
+
+  public static ApiError unavailable(String code, String message) {
+    return new ApiError(503, "server_error", code, message);
+  }
+
   public static ApiError internal(String message) {
     return new ApiError(500, "server_error", "internal_error", message);
   }
@@ -85,6 +93,20 @@ public record ApiError(int status, String type, String code, String message) {
 
   /** Sends the error as the whole response. */
   public void send(HttpServerResponse response) {
+    send(response, toJson());
+  }
+
+  /**
+   * Sends the error in the flat shape of the instances API, {@code {"error":"message"}}, which its
+   * clients (llamactl's) read.
+   */
+  public void sendPlain(HttpServerResponse response) {
+    ObjectNode body = JsonNodeFactory.instance.objectNode();
+    body.put("error", message);
+    send(response, body);
+  }
+
+  private void send(HttpServerResponse response, ObjectNode body) {
     if (response.ended() || response.headWritten()) {
       response.reset();
       return;
@@ -93,6 +115,6 @@ public record ApiError(int status, String type, String code, String message) {
     if (retryLater()) {
       response.putHeader("Retry-After", "1");
     }
-    response.end(toJson().toString());
+    response.end(body.toString());
   }
 }

@@ -43,16 +43,22 @@ public final class LlmPlugin {
   private final ServerConfig config;
   private final ObjectMapper json;
   private final LlmRouter router;
+  private final ManagedModels managed;
   private final WorkerConnection.Settings connectionSettings;
   private final EmbeddingsBatcher batcher;
   private final List<UpstreamBackend> upstreams = new ArrayList<>();
   private long pollTimer = -1;
 
-  public LlmPlugin(Vertx vertx, ServerConfig config, ObjectMapper json) {
+  /**
+   * @param router the registry and scheduler of workers, shared with whoever else adds workers
+   * @param managed models started on demand (managed instances), asked before a request is routed
+   */
+  public LlmPlugin(Vertx vertx, ServerConfig config, ObjectMapper json, LlmRouter router, ManagedModels managed) {
     this.vertx = vertx;
     this.config = config;
     this.json = json;
-    this.router = new LlmRouter(vertx, config.queueSize(), config.queueTimeout());
+    this.router = router;
+    this.managed = managed;
     this.connectionSettings = new WorkerConnection.Settings(
         Secret.ofNullable(config.clientKey()), config.heartbeatInterval().toMillis(), config.maxFrameBytes());
     this.batcher = new EmbeddingsBatcher(json, router, vertx, config.requestTimeout());
@@ -74,6 +80,8 @@ public final class LlmPlugin {
       web.post(prefix + "/chat/completions").handler(apiAuth).handler(admission).handler(ctx -> proxy(ctx, "/chat/completions"));
       web.post(prefix + "/completions").handler(apiAuth).handler(admission).handler(ctx -> proxy(ctx, "/completions"));
       web.post(prefix + "/embeddings").handler(apiAuth).handler(admission).handler(this::embeddings);
+      web.post(prefix + "/rerank").handler(apiAuth).handler(admission).handler(ctx -> proxy(ctx, "/rerank"));
+      web.post(prefix + "/reranking").handler(apiAuth).handler(admission).handler(ctx -> proxy(ctx, "/reranking"));
       web.get(prefix + "/models").handler(apiAuth).handler(this::listModels);
       web.get(prefix + "/models/*").handler(apiAuth).handler(this::getModel);
     }
@@ -126,7 +134,27 @@ public final class LlmPlugin {
 
   private void proxy(RoutingContext ctx, String path) {
     Buffer body = ctx.body().buffer();
-    proxy(ctx, path, body, RequestPeek.of(body));
+    RequestPeek peek = RequestPeek.of(body);
+    whenReady(ctx, peek.model(), () -> proxy(ctx, path, body, peek));
+  }
+
+  /** Runs {@code route} once the model can take requests (a managed instance may have to start first). */
+  private void whenReady(RoutingContext ctx, String model, Runnable route) {
+    Future<Void> ready = managed.prepare(model);
+    if (ready.succeeded()) {
+      route.run();
+      return;
+    }
+    ready.onComplete(ar -> {
+      if (ctx.response().closed()) {
+        return;
+      }
+      if (ar.failed()) {
+        ApiException.of(ar.cause()).send(ctx.response());
+      } else {
+        route.run();
+      }
+    });
   }
 
   private void proxy(RoutingContext ctx, String path, Buffer body, RequestPeek peek) {
@@ -141,6 +169,10 @@ public final class LlmPlugin {
   private void embeddings(RoutingContext ctx) {
     Buffer body = ctx.body().buffer();
     RequestPeek peek = RequestPeek.of(body);
+    whenReady(ctx, peek.model(), () -> embeddings(ctx, body, peek));
+  }
+
+  private void embeddings(RoutingContext ctx, Buffer body, RequestPeek peek) {
     List<Worker> serving = router.serving(peek.model());
     if (serving.stream().allMatch(worker -> worker.embeddingBatchSize() == 0)) {
       proxy(ctx, "/embeddings", body, peek);
@@ -182,15 +214,30 @@ public final class LlmPlugin {
   private void listModels(RoutingContext ctx) {
     ObjectNode list = json.createObjectNode().put("object", "list");
     ArrayNode data = list.putArray("data");
-    router.models().forEach(model -> data.add(modelJson(model)));
+    List<ManagedModels.Entry> instances = managed.list();
+    instances.forEach(instance -> data.add(instanceJson(instance)));
+    router.models().stream()
+        .filter(model -> instances.stream().noneMatch(instance -> instance.id().equals(model.id())))
+        .forEach(model -> data.add(modelJson(model)));
     sendJson(ctx.response(), list);
   }
 
   private void getModel(RoutingContext ctx) {
     String id = ctx.pathParam("*");
-    router.model(id).ifPresentOrElse(
-        model -> sendJson(ctx.response(), modelJson(model)),
-        () -> ApiError.modelNotFound(id).send(ctx.response()));
+    managed.list().stream().filter(instance -> instance.id().equals(id)).findFirst().ifPresentOrElse(
+        instance -> sendJson(ctx.response(), instanceJson(instance)),
+        () -> router.model(id).ifPresentOrElse(
+            model -> sendJson(ctx.response(), modelJson(model)),
+            () -> ApiError.modelNotFound(id).send(ctx.response())));
+  }
+
+  private ObjectNode instanceJson(ManagedModels.Entry instance) {
+    return json.createObjectNode()
+        .put("id", instance.id())
+        .put("object", "model")
+        .put("created", instance.created())
+        .put("owned_by", "instance")
+        .put("status", instance.status());
   }
 
   private ObjectNode modelJson(LlmRouter.ModelEntry model) {

@@ -165,6 +165,11 @@ public final class LlmRouter {
   }
 
   /** Requests waiting for a slot now. */
+  /** How many requests the worker is running now. */
+  public synchronized int inFlight(Worker worker) {
+    return worker.inFlight;
+  }
+
   public synchronized int queued() {
     return queue.size();
   }

@@ -159,9 +159,7 @@ class WorkerLifecycleTest {
       int port = gateway.server.port();
       gateway.server.close().await();
 
-      ServerConfig samePort = new ServerConfig(config.host(), port, config.dataDir(), null, null, config.requestTimeout(),
-          config.queueSize(), config.queueTimeout(), config.drainTimeout(), config.heartbeatInterval(), config.maxBodyBytes(),
-          config.maxFrameBytes(), config.modelPollInterval(), List.of());
+      ServerConfig samePort = config.withPort(port);
       SwitchboardServer restarted = SwitchboardServer.start(second, samePort).await();
 
       eventually("the worker is back", () -> restarted.llm().router().worker(id).isPresent());

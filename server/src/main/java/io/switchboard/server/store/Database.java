@@ -1,0 +1,71 @@
+package io.switchboard.server.store;
+
+import com.zaxxer.hikari.HikariConfig;
+import com.zaxxer.hikari.HikariDataSource;
+import java.nio.file.Path;
+import org.flywaydb.core.Flyway;
+import org.jdbi.v3.core.Jdbi;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The server's database: a SQLite file in the data directory by default, PostgreSQL when a
+ * {@code jdbc:postgresql:} URL is configured. The schema is migrated by Flyway at open, from
+ * {@code db/migration}, in SQL that both engines run.
+ */
+public final class Database implements AutoCloseable {
+
+  private static final Logger log = LoggerFactory.getLogger(Database.class);
+
+  private final HikariDataSource dataSource;
+  private final Jdbi jdbi;
+
+  private Database(HikariDataSource dataSource) {
+    this.dataSource = dataSource;
+    this.jdbi = Jdbi.create(dataSource);
+  }
+
+  /**
+   * Opens and migrates the database.
+   *
+   * @param url a JDBC URL, or null for {@code switchboard.db} in {@code dataDir}
+   */
+  public static Database open(String url, Path dataDir) {
+    HikariConfig config = new HikariConfig();
+    String jdbcUrl = url != null ? url : "jdbc:sqlite:" + dataDir.resolve("switchboard.db").toAbsolutePath();
+    config.setJdbcUrl(jdbcUrl);
+    config.setPoolName("switchboard-db");
+    if (jdbcUrl.startsWith("jdbc:sqlite:")) {
+      // One connection: SQLite takes one writer at a time, and a pool of one never sees SQLITE_BUSY.
+      config.setMaximumPoolSize(1);
+      config.addDataSourceProperty("journal_mode", "WAL");
+      config.addDataSourceProperty("busy_timeout", "5000");
+    } else {
+      config.setMaximumPoolSize(8);
+    }
+    HikariDataSource dataSource = new HikariDataSource(config);
+    try {
+      Flyway flyway = Flyway.configure().dataSource(dataSource).locations("classpath:db/migration").load();
+      flyway.migrate();
+      log.info("database {} ready at schema version {}", redact(jdbcUrl), flyway.info().current().getVersion());
+    } catch (RuntimeException e) {
+      dataSource.close();
+      throw new IllegalStateException("cannot open database " + redact(jdbcUrl) + ": " + e.getMessage(), e);
+    }
+    return new Database(dataSource);
+  }
+
+  public Jdbi jdbi() {
+    return jdbi;
+  }
+
+  @Override
+  public void close() {
+    dataSource.close();
+  }
+
+  /** The URL without its password, for logs. */
+  static String redact(String url) {
+    return url.replaceAll("(?i)(password=)[^&;]*", "$1***").replaceAll("//([^:/@]+):[^@/]*@", "//$1:***@");
+  }
+}
