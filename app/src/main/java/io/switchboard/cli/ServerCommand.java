@@ -67,6 +67,21 @@ final class ServerCommand implements Callable<Integer> {
   @Option(names = "--max-body-bytes", description = "Largest request body accepted (default 33554432).")
   Long maxBodyBytes;
 
+  @Option(names = "--management-key", paramLabel = "KEY",
+      description = "Key for the instances API (repeatable; env MANAGEMENT_KEYS, comma-separated). Without one, the API key manages.")
+  List<String> managementKeys;
+
+  @Option(names = "--inference-key", paramLabel = "KEY",
+      description = "Further key for the OpenAI endpoints only (repeatable; env INFERENCE_KEYS, comma-separated).")
+  List<String> inferenceKeys;
+
+  @Option(names = "--llama-server", paramLabel = "PATH", description = "The llama-server program for llama_cpp instances (default llama-server on PATH).")
+  String llamaServer;
+
+  @Option(names = "--database-url", paramLabel = "JDBC_URL",
+      description = "jdbc:postgresql://... for PostgreSQL (default: SQLite file switchboard.db in the data directory).")
+  String databaseUrl;
+
   @Override
   public Integer call() throws InterruptedException {
     ServerConfig settings = load(System.getenv());
@@ -100,6 +115,10 @@ final class ServerCommand implements Callable<Integer> {
     flags.put("drain_timeout", drainTimeout);
     flags.put("heartbeat_interval", heartbeatInterval);
     flags.put("max_body_bytes", maxBodyBytes);
+    flags.put("management_keys", managementKeys);
+    flags.put("inference_keys", inferenceKeys);
+    flags.put("llama_server", llamaServer);
+    flags.put("database_url", databaseUrl);
     List<String> urls = upstream != null ? upstream
         : env.get("UPSTREAM") == null ? null : List.of(env.get("UPSTREAM").split(","));
     if (urls != null) {

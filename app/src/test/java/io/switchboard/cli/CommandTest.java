@@ -75,6 +75,36 @@ class CommandTest {
   }
 
   @Test
+  void instanceSettingsAndKeysComeFromTheFileTheEnvironmentAndFlags() {
+    ServerCommand command = new ServerCommand();
+    new CommandLine(command).parseArgs("--management-key", "mk-flag", "--llama-server", "/opt/llama/llama-server");
+
+    ServerConfig config = command.load(Map.of("INFERENCE_KEYS", "ik-1, ik-2", "CONFIG_FILE", write("""
+        database_url: jdbc:postgresql://db/switchboard
+        instances:
+          port_range: 9100-9199
+          max_running: 2
+          lru_eviction: false
+          start_timeout: 5m
+        """)));
+
+    assertEquals(List.of("mk-flag"), config.managementKeys());
+    assertEquals(List.of("ik-1", "ik-2"), config.inferenceKeys());
+    assertEquals("/opt/llama/llama-server", config.llamaServer());
+    assertEquals("jdbc:postgresql://db/switchboard", config.databaseUrl());
+    assertEquals(9100, config.instances().firstPort());
+    assertEquals(9199, config.instances().lastPort());
+    assertEquals(2, config.instances().maxRunning());
+    assertEquals(false, config.instances().lruEviction());
+    assertEquals(Duration.ofMinutes(5), config.instances().startTimeout());
+    assertEquals(Duration.ofSeconds(30), config.instances().stopTimeout(), "default");
+    assertEquals("llama-server", new ServerCommand().load(Map.of()).llamaServer(), "default");
+    IllegalArgumentException range = assertThrows(IllegalArgumentException.class,
+        () -> command.load(Map.of("CONFIG_FILE", write("instances:\n  port_range: 9000-80\n"))));
+    assertTrue(range.getMessage().contains("port_range"), range.getMessage());
+  }
+
+  @Test
   void upstreamFlagsReplaceTheFileAndTakeTheirKey() {
     ServerCommand command = new ServerCommand();
     new CommandLine(command).parseArgs("--upstream", "http://a:1/v1", "--upstream", "http://b:2");

@@ -17,6 +17,7 @@ import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -219,5 +220,30 @@ class ProcessesTest {
     assertEquals(200, drained.statusCode());
     assertTrue(drained.body().endsWith("data: [DONE]\n\n"), "the stream completed: " + drained.body());
     assertTrue(serverProcess.waitFor(20, TimeUnit.SECONDS), "the drained server exited");
+  }
+
+  @Test
+  void sigtermToTheServerStopsItsInstancesAndTheirChildren() throws Exception {
+    // The instance is a shell that starts a second process, as wrappers around model servers do:
+    // both must go with the server.
+    String java = ProcessHandle.current().info().command().orElse("java");
+    Path script = dataDir.resolve("fake-llama-server.sh");
+    Files.writeString(script, "#!/bin/sh\nsleep 600 &\n'" + java + "' -cp '" + System.getProperty("java.class.path")
+        + "' " + FakeUpstream.class.getName() + " \"$@\"\n");
+    script.toFile().setExecutable(true);
+    int port = startServer();
+    HttpResponse<String> created = http.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + "/api/v1/instances/local"))
+        .POST(HttpRequest.BodyPublishers.ofString("{\"model\":\"m.gguf\",\"command_override\":\"" + script + "\"}")).build(),
+        HttpResponse.BodyHandlers.ofString());
+    JsonNode instance = JSON.readTree(created.body());
+    assertEquals("running", instance.path("status").asText(), created.body());
+    ProcessHandle shell = ProcessHandle.of(instance.path("pid").asLong()).orElseThrow();
+    List<ProcessHandle> family = new ArrayList<>(shell.descendants().toList());
+    family.add(shell);
+    assertTrue(family.size() >= 3, "the shell, its sleep and its server: " + family);
+
+    terminate(serverProcess);
+    assertTrue(serverProcess.waitFor(30, TimeUnit.SECONDS), "the server exited");
+    eventually("no process of the instance is left", () -> family.stream().noneMatch(ProcessHandle::isAlive));
   }
 }

@@ -272,9 +272,15 @@ public final class FakeUpstream {
       chunk.putArray("choices").addObject().put("index", 0).putObject("delta")
           .put("content", "tok" + i + (i + 1 < b.tokens() ? " " : ""));
       resp.write(sse(chunk));
+      int next = i + 1;
       if (b.tokenIntervalMs() > 0) {
-        int next = i + 1;
         vertx.setTimer(b.tokenIntervalMs(), t -> streamTokens(exchange, model, b, includeUsage, next));
+        return;
+      }
+      if (next % 256 == 0) {
+        // Thousands of tokens without an interval would hold the event loop, which the fake may
+        // share with the server under test; go on in the next turn of the loop.
+        vertx.runOnContext(v -> streamTokens(exchange, model, b, includeUsage, next));
         return;
       }
     }

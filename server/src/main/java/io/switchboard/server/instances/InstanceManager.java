@@ -67,6 +67,8 @@ public final class InstanceManager implements ManagedModels {
   private final ExecutorService threads = Executors.newThreadPerTaskExecutor(Thread.ofVirtual().name("instances-", 0).factory());
   private final HttpClient health = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(2)).build();
   private long idleTimer = -1;
+  /** Set when the server stops: from then on nothing starts. */
+  private volatile boolean closing;
 
   public InstanceManager(Vertx vertx, LlmRouter router, Jdbi jdbi, ObjectMapper json, ServerConfig config) {
     this.vertx = vertx;
@@ -330,6 +332,9 @@ public final class InstanceManager implements ManagedModels {
     if (instance.status == Status.RUNNING) {
       return;
     }
+    if (closing) {
+      throw new ApiException(ApiError.unavailable("draining", "the server is stopping; instance '" + instance.name + "' stays stopped"));
+    }
     if (instance.stopRequested) {
       throw new ApiException(ApiError.conflict("instance_stopping", "instance '" + instance.name + "' was stopped while starting"));
     }
@@ -573,6 +578,7 @@ public final class InstanceManager implements ManagedModels {
 
   /** Stops every instance (the server is stopping). Blocks until they have ended. */
   public void shutdown() {
+    closing = true;
     if (idleTimer >= 0) {
       vertx.cancelTimer(idleTimer);
     }
@@ -593,6 +599,13 @@ public final class InstanceManager implements ManagedModels {
       log.warn("not every instance stopped in time: {}", e.getMessage());
     }
     threads.shutdownNow();
+    // A start that was past its check of 'closing' when the stops began may have left a process.
+    for (Instance instance : instances.values()) {
+      ManagedProcess process = instance.process;
+      if (process != null && process.alive()) {
+        stopProcess(instance, process);
+      }
+    }
   }
 
   // ---- helpers ---------------------------------------------------------------------------------

@@ -37,9 +37,14 @@ final class InstanceHarness implements AutoCloseable {
 
   InstanceHarness(Path dataDir, ServerConfig.InstanceSettings settings, List<String> managementKeys, List<String> inferenceKeys,
       String llamaServer) {
+    this(dataDir, null, settings, managementKeys, inferenceKeys, llamaServer);
+  }
+
+  InstanceHarness(Path dataDir, String databaseUrl, ServerConfig.InstanceSettings settings, List<String> managementKeys,
+      List<String> inferenceKeys, String llamaServer) {
     this.dataDir = dataDir;
     this.config = new ServerConfig("127.0.0.1", 0, dataDir, null, null, Duration.ofSeconds(10), 100, Duration.ofSeconds(10),
-        Duration.ofSeconds(10), Duration.ofMillis(200), 1L << 20, 64 * 1024, Duration.ofMillis(300), List.of(), null,
+        Duration.ofSeconds(10), Duration.ofMillis(500), 1L << 20, 64 * 1024, Duration.ofMillis(300), List.of(), databaseUrl,
         managementKeys, inferenceKeys, llamaServer, settings);
     this.server = SwitchboardServer.start(vertx, config).await();
   }
@@ -152,9 +157,21 @@ final class InstanceHarness implements AutoCloseable {
     }
   }
 
+  /** Closes the server and checks that it left no instance process behind. */
   @Override
   public void close() {
     server.close().await();
     vertx.close().await();
+    try {
+      eventually("every instance process has ended", 5, () -> instanceProcesses().isEmpty());
+    } finally {
+      instanceProcesses().forEach(ProcessHandle::destroyForcibly);
+    }
+  }
+
+  private static List<ProcessHandle> instanceProcesses() {
+    return ProcessHandle.current().descendants()
+        .filter(p -> p.isAlive() && p.info().commandLine().orElse("").contains("FakeUpstream"))
+        .toList();
   }
 }

@@ -19,6 +19,7 @@ import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.condition.EnabledIfEnvironmentVariable;
 
 /** Instances as real child processes: create, route, proxy, logs, stop, delete, and what goes wrong. */
 class InstanceLifecycleTest {
@@ -174,6 +175,26 @@ class InstanceLifecycleTest {
     try (InstanceHarness hub = new InstanceHarness(InstanceHarness.tempDir(), InstanceHarness.settings(-1, true),
         List.of(), List.of(), "/opt/none/llama-server")) {
       assertError(hub.call("GET", "/api/v1/server/version", null), 500, "LLAMA_SERVER");
+    }
+  }
+
+  /** Runs only where a real llama-server and a GGUF are given: {@code LLAMA_SERVER=... LLAMA_MODEL=... ./mvnw verify}. */
+  @Test
+  @EnabledIfEnvironmentVariable(named = "LLAMA_SERVER", matches = ".+")
+  @EnabledIfEnvironmentVariable(named = "LLAMA_MODEL", matches = ".+")
+  void aRealLlamaServerRunsEndToEnd() {
+    try (InstanceHarness hub = new InstanceHarness(InstanceHarness.tempDir(), InstanceHarness.settings(-1, true), List.of(),
+        List.of(), System.getenv("LLAMA_SERVER"))) {
+      HttpResponse<String> created = hub.call("POST", "/api/v1/instances/real",
+          "{\"model\":\"" + System.getenv("LLAMA_MODEL") + "\",\"backend_options\":{\"ctx_size\":512,\"n_gpu_layers\":"
+              + System.getenv().getOrDefault("LLAMA_GPU_LAYERS", "0") + "}}");
+      assertEquals("running", json(created).path("status").asText(), created.body());
+      HttpResponse<String> answer = hub.call("POST", "/v1/chat/completions",
+          "{\"model\":\"real\",\"max_tokens\":8,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}");
+      assertEquals(200, answer.statusCode(), answer.body());
+      assertEquals("assistant", json(answer).at("/choices/0/message/role").asText());
+      assertTrue(hub.call("GET", "/api/v1/server/version", null).body().contains("version"));
+      assertEquals("stopped", json(hub.call("POST", "/api/v1/instances/real/stop", null)).path("status").asText());
     }
   }
 

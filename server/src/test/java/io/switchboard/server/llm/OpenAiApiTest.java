@@ -43,7 +43,7 @@ class OpenAiApiTest {
     large = gateway.fake(FakeUpstream.Behavior.defaults().withModels("chat", "embed").withTokens(12, 0));
     gateway.worker(small, c -> c.withIdentity("small", "small-gpu").withCapacity(2, 3));
     gateway.worker(large, c -> c.withIdentity("large", "large-gpu").withCapacity(4, 5));
-    gateway.worker(gateway.fake(FakeUpstream.Behavior.defaults().withModels("verbose").withTokens(60_000, 0)),
+    gateway.worker(gateway.fake(FakeUpstream.Behavior.defaults().withModels("verbose").withTokens(10_000, 0)),
         c -> c.withIdentity("verbose", null));
     openai = gateway.openai();
   }
@@ -156,13 +156,13 @@ class OpenAiApiTest {
   void carriesAnswersLargerThanOneFrameWholeAndInOrder() throws Exception {
     HttpResponse<String> plain = gateway.post("/v1/chat/completions", chatBody("verbose", false));
     assertEquals(200, plain.statusCode());
-    assertEquals(expectedText(60_000), JSON.readTree(plain.body()).at("/choices/0/message/content").asText());
+    assertEquals(expectedText(10_000), JSON.readTree(plain.body()).at("/choices/0/message/content").asText());
 
     StringBuilder streamed = new StringBuilder();
     try (StreamResponse<ChatCompletionChunk> stream = openai.chat().completions().createStreaming(chat("verbose"))) {
       stream.stream().forEach(chunk -> chunk.choices().forEach(choice -> choice.delta().content().ifPresent(streamed::append)));
     }
-    assertEquals(expectedText(60_000), streamed.toString());
+    assertEquals(expectedText(10_000), streamed.toString());
   }
 
   @Test

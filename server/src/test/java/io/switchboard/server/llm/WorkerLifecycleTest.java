@@ -92,7 +92,7 @@ class WorkerLifecycleTest {
 
       WorkerMessage registered = WireCodec.decode(answer.orTimeout(5, TimeUnit.SECONDS).join());
 
-      assertEquals(new WorkerMessage.Registered("header-worker", 200), registered);
+      assertEquals(new WorkerMessage.Registered("header-worker", 500), registered);
       ws.close().await();
     }
   }
