@@ -347,7 +347,7 @@ public final class InstanceManager implements ManagedModels {
       port = allocatePort(instance);
       String executable = cfg.commandOverride() != null ? cfg.commandOverride()
           : cfg.backendType() == BackendType.LLAMA_CPP ? config.llamaServer() : null;
-      command = cfg.backendType().command(executable, cfg.backendOptions(), cfg.extraArgs(), port);
+      command = cfg.backendType().command(executable, cfg.backendOptions(), cfg.extraArgs(), port, instance.name);
       instance.log.note("starting (" + reason + ") on port " + port + ": " + String.join(" ", command));
       process = ManagedProcess.start(command, cfg.environment(), instance.log.directory(), instance.log);
     } catch (IOException | ApiException e) {

@@ -56,8 +56,9 @@ public enum BackendType {
    * @param options the backend options; checked by {@link #checkOptions}
    * @param extraArgs arguments appended as they are
    * @param port the port it must listen on (always on 127.0.0.1, behind Switchboard)
+   * @param servedName the model name clients use; vLLM checks it against {@code --served-model-name}, which it defaults to
    */
-  public List<String> command(String executable, ObjectNode options, List<String> extraArgs, int port) {
+  public List<String> command(String executable, ObjectNode options, List<String> extraArgs, int port, String servedName) {
     List<String> argv = new ArrayList<>();
     if (executable != null) {
       argv.add(executable);
@@ -89,6 +90,9 @@ public enum BackendType {
         argv.add(flag);
         argv.add(value.asText());
       }
+    }
+    if (this == VLLM && !options.has("served_model_name")) {
+      argv.addAll(List.of("--served-model-name", servedName));
     }
     argv.addAll(List.of("--host", "127.0.0.1", "--port", Integer.toString(port)));
     argv.addAll(extraArgs);
