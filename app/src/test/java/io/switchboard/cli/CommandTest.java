@@ -154,6 +154,9 @@ class CommandTest {
     assertEquals(Duration.ofMinutes(5), Durations.parse("5m"));
     assertEquals(Duration.ofHours(1), Durations.parse("PT1H"));
     assertThrows(IllegalArgumentException.class, () -> Durations.parse("5 minutes"));
+    for (String written : List.of("250ms", "90s", "5m", "2h", "0s")) {
+      assertEquals(written, Durations.format(Durations.parse(written)), "written back as read");
+    }
   }
 
   private String write(String yaml) {

@@ -31,4 +31,19 @@ public final class Durations {
       default -> Duration.ofSeconds(amount);
     };
   }
+
+  /** Writes a duration the way {@link #parse} reads it, in its largest whole unit: {@code 90s}, {@code 5m}, {@code 250ms}. */
+  public static String format(Duration duration) {
+    long ms = duration.toMillis();
+    if (ms != 0 && ms % 3_600_000 == 0) {
+      return ms / 3_600_000 + "h";
+    }
+    if (ms != 0 && ms % 60_000 == 0) {
+      return ms / 60_000 + "m";
+    }
+    if (ms % 1000 == 0) {
+      return ms / 1000 + "s";
+    }
+    return ms + "ms";
+  }
 }

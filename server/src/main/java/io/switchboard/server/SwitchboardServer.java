@@ -134,7 +134,7 @@ public final class SwitchboardServer {
   private void announce() {
     log.info("Switchboard {} listening on http://{}:{} (data in {})", BuildInfo.current().version(), config.host(), port,
         config.dataDir().toAbsolutePath());
-    if (config.apiKey() == null) {
+    if (config.apiKey() == null && config.inferenceKeys().isEmpty() && config.managementKeys().isEmpty()) {
       log.warn("no API key configured: the API serves loopback clients only; set api_key (API_KEY, --api-key) to open it");
     }
     if (config.clientKey() == null) {

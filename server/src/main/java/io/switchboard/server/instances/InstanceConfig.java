@@ -119,9 +119,9 @@ public record InstanceConfig(
       json.put("port", port);
     }
     json.put("auto_start", autoStart).put("on_demand_start", onDemandStart)
-        .put("idle_timeout", idleTimeout.toMillis() + "ms")
+        .put("idle_timeout", Durations.format(idleTimeout))
         .put("auto_restart", autoRestart).put("max_restarts", maxRestarts)
-        .put("restart_delay", restartDelay.toMillis() + "ms")
+        .put("restart_delay", Durations.format(restartDelay))
         .put("max_concurrency", maxConcurrency);
     return json;
   }
