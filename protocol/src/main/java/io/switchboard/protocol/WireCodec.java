@@ -7,7 +7,10 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.PropertyNamingStrategies;
 import com.fasterxml.jackson.databind.json.JsonMapper;
 
-/** Encodes and decodes {@link WorkerMessage}s: snake_case JSON, unknown fields ignored, nulls left out. */
+/**
+ * Encodes and decodes {@link WorkerMessage}s and {@link RelayMessage}s: snake_case JSON, unknown
+ * fields ignored, nulls left out.
+ */
 public final class WireCodec {
 
   private static final ObjectMapper MAPPER = JsonMapper.builder()
@@ -18,7 +21,28 @@ public final class WireCodec {
 
   private WireCodec() {}
 
+  public static String encode(RelayMessage message) {
+    return write(message);
+  }
+
+  /**
+   * Decodes one text frame of the relay protocol; a frame without {@code type} is a {@code register}.
+   *
+   * @throws IllegalArgumentException when the text is not a known message
+   */
+  public static RelayMessage decodeRelay(String text) {
+    try {
+      return MAPPER.readValue(text, RelayMessage.class);
+    } catch (JsonProcessingException e) {
+      throw new IllegalArgumentException("not a relay message: " + e.getOriginalMessage(), e);
+    }
+  }
+
   public static String encode(WorkerMessage message) {
+    return write(message);
+  }
+
+  private static String write(Object message) {
     try {
       return MAPPER.writeValueAsString(message);
     } catch (JsonProcessingException e) {

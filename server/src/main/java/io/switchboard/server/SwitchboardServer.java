@@ -11,6 +11,7 @@ import io.switchboard.server.instances.InstanceManager;
 import io.switchboard.server.instances.InstanceRoutes;
 import io.switchboard.server.llm.LlmPlugin;
 import io.switchboard.server.llm.LlmRouter;
+import io.switchboard.server.mcp.McpPlugin;
 import io.switchboard.server.store.Database;
 import io.switchboard.server.system.SystemRoutes;
 import io.vertx.core.DeploymentOptions;
@@ -46,6 +47,7 @@ public final class SwitchboardServer {
   private final LlmPlugin llm;
   private final InstanceManager instances;
   private final InstanceRoutes instanceRoutes;
+  private final McpPlugin mcp;
   private final Router web;
   private String deploymentId;
   private boolean closed;
@@ -60,11 +62,13 @@ public final class SwitchboardServer {
     this.instances = new InstanceManager(vertx, router, database.jdbi(), json, config);
     this.llm = new LlmPlugin(vertx, config, json, router, instances);
     this.instanceRoutes = new InstanceRoutes(vertx, instances, json, config.llamaServer());
+    this.mcp = new McpPlugin(vertx, config);
     this.web = Router.router(vertx);
     web.route().handler(BodyHandler.create(false).setBodyLimit(config.maxBodyBytes()));
     SystemRoutes.mount(web, admission);
     llm.mount(web, new ApiKeyAuth(inferenceKeys(config), false), admission);
     instanceRoutes.mount(web, new ApiKeyAuth(managementKeys(config), true));
+    mcp.mount(web, admission);
     web.route().last().handler(ctx -> ApiError.notFound("no route for " + ctx.request().method() + " " + ctx.request().path())
         .send(ctx.response()));
     web.route().failureHandler(this::failure);

@@ -3,6 +3,7 @@ package io.switchboard.worker;
 import io.switchboard.protocol.BuildInfo;
 import io.switchboard.protocol.CloseCodes;
 import io.switchboard.protocol.DataFrame;
+import io.switchboard.protocol.DialUrl;
 import io.switchboard.protocol.Failures;
 import io.switchboard.protocol.WireCodec;
 import io.switchboard.protocol.WorkerMessage;
@@ -21,12 +22,10 @@ import io.vertx.core.http.WebSocketClient;
 import io.vertx.core.http.WebSocketClientOptions;
 import io.vertx.core.http.WebSocketConnectOptions;
 import java.net.InetAddress;
-import java.net.URI;
 import java.net.UnknownHostException;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Objects;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -78,23 +77,11 @@ public final class WorkerAgent {
         .setConnectTimeout(15_000)
         .setTcpNoDelay(true));
     this.connectOptions = connectOptions(config.serverUrl());
-    this.connectUrl = describe(connectOptions);
+    this.connectUrl = DialUrl.describe(connectOptions);
   }
 
   static WebSocketConnectOptions connectOptions(String serverUrl) {
-    URI uri = URI.create(serverUrl.endsWith("/") ? serverUrl.substring(0, serverUrl.length() - 1) : serverUrl);
-    String scheme = switch (Objects.requireNonNullElse(uri.getScheme(), "")) {
-      case "http", "ws" -> "ws";
-      case "https", "wss" -> "wss";
-      default -> throw new IllegalArgumentException("server URL must start with http://, https://, ws:// or wss://: " + serverUrl);
-    };
-    String path = uri.getPath() == null || uri.getPath().isEmpty() || uri.getPath().equals("/")
-        ? "/api/llm/connect" : uri.getPath();
-    return new WebSocketConnectOptions().setAbsoluteURI(scheme + "://" + uri.getRawAuthority() + path);
-  }
-
-  private static String describe(WebSocketConnectOptions options) {
-    return (Boolean.TRUE.equals(options.isSsl()) ? "wss://" : "ws://") + options.getHost() + ":" + options.getPort() + options.getURI();
+    return DialUrl.connectOptions(serverUrl, "/api/llm/connect");
   }
 
   /**

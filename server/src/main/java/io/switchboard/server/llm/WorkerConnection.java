@@ -5,6 +5,7 @@ import io.switchboard.protocol.DataFrame;
 import io.switchboard.protocol.Failures;
 import io.switchboard.protocol.WireCodec;
 import io.switchboard.protocol.WorkerMessage;
+import io.switchboard.server.http.ClientKeyPolicy;
 import io.switchboard.server.http.Secret;
 import io.switchboard.worker.backend.Backend;
 import io.switchboard.worker.backend.BackendCall;
@@ -139,16 +140,9 @@ final class WorkerConnection implements Backend {
 
   private void onRegister(WorkerMessage.Register register) {
     String offered = register.clientKey() != null && !register.clientKey().isEmpty() ? register.clientKey() : bearer;
-    if (settings.clientKey() == null && offered != null) {
-      reject(CloseCodes.UNEXPECTED_CLIENT_KEY, "this server has no client key configured; start the worker without one");
-      return;
-    }
-    if (settings.clientKey() != null && offered == null) {
-      reject(CloseCodes.UNAUTHORIZED, "client key required");
-      return;
-    }
-    if (settings.clientKey() != null && !settings.clientKey().matches(offered)) {
-      reject(CloseCodes.UNAUTHORIZED, "invalid client key");
+    ClientKeyPolicy.Refusal refusal = ClientKeyPolicy.check(settings.clientKey(), offered);
+    if (refusal != null) {
+      reject(refusal.code(), refusal.reason());
       return;
     }
     String id = register.workerId() == null || register.workerId().isBlank()

@@ -1,0 +1,132 @@
+package io.switchboard.server.mcp;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.JsonNodeFactory;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.switchboard.protocol.RelayMessage;
+import io.switchboard.server.ServerConfig;
+import io.switchboard.server.http.Admission;
+import io.switchboard.server.http.Secret;
+import io.vertx.core.Vertx;
+import io.vertx.core.buffer.Buffer;
+import io.vertx.core.http.HttpServerResponse;
+import io.vertx.ext.web.Router;
+import io.vertx.ext.web.RoutingContext;
+import java.io.IOException;
+import java.time.Duration;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The {@code mcp} plugin: MCP relays dial in at {@code /api/mcp/connect}, and MCP clients reach the
+ * server behind a relay at {@code POST /api/mcp/id/{id}} with plain JSON-RPC (the Streamable HTTP
+ * transport without a session or an SSE stream). Every failure of the path is a JSON-RPC error.
+ */
+public final class McpPlugin {
+
+  private static final Logger log = LoggerFactory.getLogger(McpPlugin.class);
+  private static final ObjectMapper JSON = new ObjectMapper();
+  /** Spec 000's error code for failures of the relay path; {@code data.mcp} says which. */
+  static final int RELAY_ERROR = -32000;
+
+  private final Vertx vertx;
+  private final RelayRegistry relays = new RelayRegistry();
+  private final RelayConnection.Settings settings;
+  private final Duration timeout;
+  private final int maxInFlight;
+
+  public McpPlugin(Vertx vertx, ServerConfig config) {
+    this.vertx = vertx;
+    this.settings = new RelayConnection.Settings(Secret.ofNullable(config.clientKey()), config.heartbeatInterval().toMillis(),
+        config.maxFrameBytes());
+    this.timeout = config.requestTimeout();
+    this.maxInFlight = 64;
+  }
+
+  public void mount(Router web, Admission admission) {
+    web.get("/api/mcp/connect").handler(admission.gate()).handler(this::connect);
+    web.route("/api/mcp/id/:id").failureHandler(ctx -> {
+      int status = ctx.statusCode() == 413 ? 413 : ctx.statusCode() > 0 ? ctx.statusCode() : 500;
+      reply(ctx.response(), status, error(null, status == 413 ? -32600 : -32603,
+          status == 413 ? "the message is larger than the server accepts (max_body_bytes)" : "internal error", "MCP_LIMIT_EXCEEDED"));
+    });
+    web.post("/api/mcp/id/:id").handler(admission).handler(this::forward);
+    web.route("/api/mcp/id/:id").handler(ctx -> {
+      ctx.response().putHeader("Allow", "POST");
+      reply(ctx.response(), 405, error(null, -32600, "only POST is served here: no SSE stream and no session to delete", null));
+    });
+  }
+
+  private void connect(RoutingContext ctx) {
+    ctx.request().toWebSocket()
+        .onSuccess(ws -> new RelayConnection(vertx, ws, relays, settings).start())
+        .onFailure(e -> log.debug("relay WebSocket upgrade failed: {}", e.getMessage()));
+  }
+
+  private void forward(RoutingContext ctx) {
+    HttpServerResponse response = ctx.response();
+    Buffer body = ctx.body().buffer();
+    JsonNode message;
+    try {
+      message = body == null || body.length() == 0 ? null : JSON.readTree(body.getBytes());
+    } catch (IOException e) {
+      reply(response, 400, error(null, -32700, "parse error: " + e.getMessage(), null));
+      return;
+    }
+    if (message == null || !message.isObject() || !"2.0".equals(message.path("jsonrpc").asText())
+        || message.path("method").asText().isBlank()) {
+      reply(response, 400, error(message == null ? null : message.get("id"), -32600,
+          "invalid request: send one JSON-RPC 2.0 request or notification with a method", null));
+      return;
+    }
+    JsonNode id = message.get("id");
+    String relayId = ctx.pathParam("id");
+    RelayConnection relay = relays.get(relayId).orElse(null);
+    if (relay == null) {
+      reply(response, 404, error(id, RELAY_ERROR, "no MCP relay '" + relayId + "' is connected", "MCP_PROVIDER_UNAVAILABLE"));
+      return;
+    }
+    if (relay.inFlight() >= maxInFlight) {
+      response.putHeader("Retry-After", "1");
+      reply(response, 429, error(id, RELAY_ERROR, "relay '" + relayId + "' has " + maxInFlight + " requests in flight; retry later",
+          "MCP_LIMIT_EXCEEDED"));
+      return;
+    }
+    RelayConnection.Call call = relay.call(message, ctx.request().getHeader("Authorization"), timeout);
+    response.closeHandler(v -> relay.cancel(call.req()));
+    call.answer().onComplete(ar -> {
+      if (response.closed()) {
+        return;
+      }
+      if (ar.succeeded()) {
+        RelayMessage.RpcResult result = ar.result();
+        if (result.payload() == null) {
+          response.setStatusCode(result.status()).end();
+        } else {
+          reply(response, result.status(), result.payload());
+        }
+      } else if (ar.cause() instanceof RelayConnection.TimedOut) {
+        reply(response, 504, error(id, RELAY_ERROR, ar.cause().getMessage(), "MCP_TIMEOUT"));
+      } else {
+        reply(response, 502, error(id, RELAY_ERROR, ar.cause().getMessage(), "MCP_PROVIDER_UNAVAILABLE"));
+      }
+    });
+  }
+
+  static ObjectNode error(JsonNode id, int code, String message, String mcpCode) {
+    ObjectNode answer = JsonNodeFactory.instance.objectNode().put("jsonrpc", "2.0");
+    answer.set("id", id == null ? JsonNodeFactory.instance.nullNode() : id);
+    ObjectNode error = answer.putObject("error").put("code", code).put("message", message);
+    if (mcpCode != null) {
+      error.putObject("data").put("mcp", mcpCode);
+    }
+    return answer;
+  }
+
+  private static void reply(HttpServerResponse response, int status, JsonNode body) {
+    if (!response.ended()) {
+      response.setStatusCode(status).putHeader("Content-Type", "application/json").end(body.toString());
+    }
+  }
+}

@@ -1,0 +1,223 @@
+package io.switchboard.server.mcp;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import io.switchboard.protocol.CloseCodes;
+import io.switchboard.protocol.RelayMessage;
+import io.switchboard.protocol.WireCodec;
+import io.switchboard.server.http.ClientKeyPolicy;
+import io.switchboard.server.http.Secret;
+import io.vertx.core.Future;
+import io.vertx.core.Promise;
+import io.vertx.core.Vertx;
+import io.vertx.core.http.ServerWebSocket;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import java.util.UUID;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicLong;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * One dialed-in MCP relay, seen from the server: it checks the register message, joins the
+ * {@link RelayRegistry}, and carries JSON-RPC messages to the relay and their answers back, many at once.
+ */
+final class RelayConnection {
+
+  private static final Logger log = LoggerFactory.getLogger(RelayConnection.class);
+
+  /** What a connection needs from the server. */
+  record Settings(Secret clientKey, long heartbeatMs, int maxMessageBytes) {}
+
+  /** Why a call got no answer from the relay. */
+  static final class Gone extends RuntimeException {
+    Gone(String message) {
+      super(message, null, false, false);
+    }
+  }
+
+  private final Vertx vertx;
+  private final ServerWebSocket ws;
+  private final RelayRegistry registry;
+  private final Settings settings;
+  private final String bearer;
+  private final Map<Long, Promise<RelayMessage.RpcResult>> pending = new ConcurrentHashMap<>();
+  private final AtomicLong reqs = new AtomicLong();
+  private volatile String id;
+  private volatile String name;
+  private volatile long lastHeard = System.nanoTime();
+  private volatile boolean closed;
+  private long timer = -1;
+
+  RelayConnection(Vertx vertx, ServerWebSocket ws, RelayRegistry registry, Settings settings) {
+    this.vertx = vertx;
+    this.ws = ws;
+    this.registry = registry;
+    this.settings = settings;
+    String auth = ws.headers().get("Authorization");
+    this.bearer = auth != null && auth.regionMatches(true, 0, "Bearer ", 0, 7) ? auth.substring(7).trim() : null;
+  }
+
+  String id() {
+    return id;
+  }
+
+  String name() {
+    return name;
+  }
+
+  int inFlight() {
+    return pending.size();
+  }
+
+  void start() {
+    ws.textMessageHandler(this::onText);
+    ws.closeHandler(v -> onClosed());
+    ws.exceptionHandler(e -> log.debug("relay connection error: {}", e.getMessage()));
+    long deadline = System.nanoTime() + 3_000_000L * settings.heartbeatMs();
+    timer = vertx.setPeriodic(settings.heartbeatMs(), t -> {
+      if (id == null) {
+        if (System.nanoTime() > deadline) {
+          reject(CloseCodes.BAD_REGISTER, "no register message in time");
+        }
+        return;
+      }
+      if (System.nanoTime() - lastHeard > 3_000_000L * settings.heartbeatMs()) {
+        log.warn("relay {} sent nothing for {} ms; dropping it", id, 3 * settings.heartbeatMs());
+        ws.close(CloseCodes.HEARTBEAT_TIMEOUT, "heartbeat timeout");
+        onClosed();
+        return;
+      }
+      send(new RelayMessage.Heartbeat(System.currentTimeMillis()));
+    });
+  }
+
+  /**
+   * Passes one JSON-RPC message to the relay; completes with its answer, or fails with {@link Gone}
+   * when the relay disconnects or does not answer within {@code timeout}.
+   */
+  Call call(JsonNode payload, String auth, Duration timeout) {
+    long req = reqs.incrementAndGet();
+    Promise<RelayMessage.RpcResult> answer = Promise.promise();
+    if (closed) {
+      answer.fail(new Gone("relay " + id + " disconnected"));
+      return new Call(req, answer.future());
+    }
+    pending.put(req, answer);
+    long deadline = vertx.setTimer(Math.max(1, timeout.toMillis()), t -> {
+      if (pending.remove(req) != null) {
+        send(new RelayMessage.Cancel(req));
+        answer.tryFail(new TimedOut("relay " + id + " did not answer within " + timeout.toSeconds() + " s"));
+      }
+    });
+    send(new RelayMessage.Rpc(req, payload, auth));
+    return new Call(req, answer.future().onComplete(ar -> vertx.cancelTimer(deadline)));
+  }
+
+  /** One message on its way: its number, to cancel it, and the answer to come. */
+  record Call(long req, Future<RelayMessage.RpcResult> answer) {}
+
+  /** The client went away: the relay may stop waiting for this answer. */
+  void cancel(long req) {
+    Promise<RelayMessage.RpcResult> waiting = pending.remove(req);
+    if (waiting != null) {
+      send(new RelayMessage.Cancel(req));
+      waiting.tryFail(new Gone("the client went away"));
+    }
+  }
+
+  private void onText(String text) {
+    lastHeard = System.nanoTime();
+    RelayMessage message;
+    try {
+      message = WireCodec.decodeRelay(text);
+    } catch (IllegalArgumentException e) {
+      if (id == null) {
+        reject(CloseCodes.BAD_REGISTER, "first message must be a register message");
+      } else {
+        log.warn("relay {} sent an unreadable message: {}", id, e.getMessage());
+      }
+      return;
+    }
+    if (id == null) {
+      if (message instanceof RelayMessage.Register register) {
+        onRegister(register);
+      } else {
+        reject(CloseCodes.BAD_REGISTER, "first message must be a register message");
+      }
+      return;
+    }
+    switch (message) {
+      case RelayMessage.RpcResult result -> {
+        Promise<RelayMessage.RpcResult> waiting = pending.remove(result.req());
+        if (waiting != null) {
+          waiting.tryComplete(result);
+        }
+      }
+      case RelayMessage.Heartbeat h -> { }
+      default -> log.warn("relay {} sent an unexpected {}", id, message.getClass().getSimpleName());
+    }
+  }
+
+  private void onRegister(RelayMessage.Register register) {
+    ClientKeyPolicy.Refusal refusal = ClientKeyPolicy.check(settings.clientKey(),
+        register.clientKey() != null && !register.clientKey().isEmpty() ? register.clientKey() : bearer);
+    if (refusal != null) {
+      reject(refusal.code(), refusal.reason());
+      return;
+    }
+    id = register.id() == null || register.id().isBlank() ? UUID.randomUUID().toString() : register.id();
+    name = register.clientName() == null || register.clientName().isBlank() ? id : register.clientName();
+    send(new RelayMessage.Registered(id, settings.heartbeatMs(), settings.maxMessageBytes()));
+    registry.register(this).ifPresent(old -> old.replaced());
+    log.info("relay {} ({}) connected", id, name);
+  }
+
+  private void replaced() {
+    ws.close(CloseCodes.REPLACED, "replaced by a newer connection with the same relay id");
+    failPending("relay " + id + " was replaced by a newer connection");
+    closed = true;
+    vertx.cancelTimer(timer);
+  }
+
+  private void reject(short code, String reason) {
+    log.warn("rejecting an MCP relay from {}: {}", ws.remoteAddress(), reason);
+    ws.close(code, reason);
+  }
+
+  private void onClosed() {
+    if (closed) {
+      return;
+    }
+    closed = true;
+    vertx.cancelTimer(timer);
+    if (id != null) {
+      registry.remove(this);
+      log.info("relay {} disconnected", id);
+    }
+    failPending("relay " + id + " disconnected before answering");
+  }
+
+  private void failPending(String why) {
+    for (Long req : List.copyOf(pending.keySet())) {
+      Promise<RelayMessage.RpcResult> waiting = pending.remove(req);
+      if (waiting != null) {
+        waiting.tryFail(new Gone(why));
+      }
+    }
+  }
+
+  private void send(RelayMessage message) {
+    if (!closed) {
+      ws.writeTextMessage(WireCodec.encode(message));
+    }
+  }
+
+  /** The relay did not answer in time. */
+  static final class TimedOut extends RuntimeException {
+    TimedOut(String message) {
+      super(message, null, false, false);
+    }
+  }
+}
