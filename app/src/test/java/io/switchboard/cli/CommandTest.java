@@ -39,6 +39,22 @@ class CommandTest {
     assertTrue(run("--help").contains("worker"));
     assertTrue(run("server", "--help").contains("--upstream"));
     assertTrue(run("worker", "--help").contains("--client-key"));
+    assertTrue(run("relay", "--help").contains("--provider-url"));
+  }
+
+  @Test
+  void theRelayTakesACommandOrAUrlButNotBoth() {
+    RelayCommand command = new RelayCommand();
+    new CommandLine(command).parseArgs("--server", "http://gateway:8080", "--", "npx", "-y", "server-everything");
+    RelayCommand.Settings settings = command.load(Map.of("CLIENT_ID", "tools-1", "AUTH_TOKEN", "t"));
+    assertEquals(List.of("npx", "-y", "server-everything"), settings.command());
+    assertEquals("tools-1", settings.clientId());
+    assertEquals("t", settings.authToken());
+
+    RelayCommand both = new RelayCommand();
+    new CommandLine(both).parseArgs("--server", "http://g", "--provider-url", "http://mcp:7777/mcp", "--", "npx");
+    IllegalArgumentException refused = assertThrows(IllegalArgumentException.class, () -> both.load(Map.of()));
+    assertTrue(refused.getMessage().contains("not both"), refused.getMessage());
   }
 
   @Test
