@@ -29,6 +29,7 @@ import java.util.Objects;
  * @param inferenceKeys further keys accepted by the OpenAI endpoints, besides the API key and the management keys
  * @param llamaServer the {@code llama-server} program, by path or name on PATH
  * @param instances limits and timings of managed instances
+ * @param mcpServers Streamable HTTP MCP servers whose tools the server offers itself, besides those of relays
  */
 public record ServerConfig(
     String host,
@@ -49,7 +50,8 @@ public record ServerConfig(
     List<String> managementKeys,
     List<String> inferenceKeys,
     String llamaServer,
-    InstanceSettings instances) {
+    InstanceSettings instances,
+    List<McpServer> mcpServers) {
 
   public ServerConfig {
     host = Objects.requireNonNullElse(host, "0.0.0.0");
@@ -71,6 +73,7 @@ public record ServerConfig(
     inferenceKeys = nonBlank(inferenceKeys);
     llamaServer = Objects.requireNonNullElse(blankToNull(llamaServer), "llama-server");
     instances = Objects.requireNonNullElseGet(instances, InstanceSettings::defaults);
+    mcpServers = mcpServers == null ? List.of() : List.copyOf(mcpServers);
     if (port < 0 || port > 65535) {
       throw new IllegalArgumentException("port must be between 0 and 65535, got " + port);
     }
@@ -85,14 +88,14 @@ public record ServerConfig(
   /** All defaults. */
   public static ServerConfig defaults() {
     return new ServerConfig(null, null, null, null, null, null, null, null, null, null, null, null, null, null,
-        null, null, null, null, null);
+        null, null, null, null, null, null);
   }
 
   /** The same settings on another port. */
   public ServerConfig withPort(int newPort) {
     return new ServerConfig(host, newPort, dataDir, apiKey, clientKey, requestTimeout, queueSize, queueTimeout, drainTimeout,
         heartbeatInterval, maxBodyBytes, maxFrameBytes, modelPollInterval, upstreams, databaseUrl, managementKeys,
-        inferenceKeys, llamaServer, instances);
+        inferenceKeys, llamaServer, instances, mcpServers);
   }
 
   private static List<String> nonBlank(List<String> keys) {
@@ -185,6 +188,26 @@ public record ServerConfig(
 
     public int lastPort() {
       return Integer.parseInt(portRange.substring(portRange.indexOf('-') + 1));
+    }
+  }
+
+  /**
+   * An MCP server the hub reaches by URL.
+   *
+   * @param name its name in the tool catalog (default: host and port)
+   * @param url its Streamable HTTP endpoint, like {@code http://10.0.0.7:7777/mcp}
+   */
+  public record McpServer(String name, String url) {
+
+    @JsonCreator(mode = JsonCreator.Mode.PROPERTIES)
+    public McpServer {
+      if (url == null || url.isBlank()) {
+        throw new IllegalArgumentException("an MCP server needs a url");
+      }
+      if (name == null || name.isBlank()) {
+        java.net.URI uri = java.net.URI.create(url);
+        name = uri.getHost() + (uri.getPort() > 0 ? "-" + uri.getPort() : "");
+      }
     }
   }
 }

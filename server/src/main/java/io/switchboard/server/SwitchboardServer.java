@@ -62,13 +62,13 @@ public final class SwitchboardServer {
     this.instances = new InstanceManager(vertx, router, database.jdbi(), json, config);
     this.llm = new LlmPlugin(vertx, config, json, router, instances);
     this.instanceRoutes = new InstanceRoutes(vertx, instances, json, config.llamaServer());
-    this.mcp = new McpPlugin(vertx, config);
+    this.mcp = new McpPlugin(vertx, config, database.jdbi());
     this.web = Router.router(vertx);
     web.route().handler(BodyHandler.create(false).setBodyLimit(config.maxBodyBytes()));
     SystemRoutes.mount(web, admission);
     llm.mount(web, new ApiKeyAuth(inferenceKeys(config), false), admission);
     instanceRoutes.mount(web, new ApiKeyAuth(managementKeys(config), true));
-    mcp.mount(web, admission);
+    mcp.mount(web, admission, new ApiKeyAuth(inferenceKeys(config), false), new ApiKeyAuth(managementKeys(config), false));
     web.route().last().handler(ctx -> ApiError.notFound("no route for " + ctx.request().method() + " " + ctx.request().path())
         .send(ctx.response()));
     web.route().failureHandler(this::failure);
@@ -205,6 +205,10 @@ public final class SwitchboardServer {
           return null;
         }, false))
         .eventually(instanceRoutes::close)
+        .eventually(() -> vertx.executeBlocking(() -> {
+          mcp.close();
+          return null;
+        }, false))
         .eventually(llm::close)
         .eventually(() -> {
           database.close();

@@ -8,13 +8,24 @@ import io.switchboard.protocol.RelayMessage;
 import io.switchboard.server.ServerConfig;
 import io.switchboard.server.http.Admission;
 import io.switchboard.server.http.Secret;
+import io.modelcontextprotocol.client.transport.HttpClientStreamableHttpTransport;
+import io.switchboard.relay.McpSession;
+import io.vertx.core.Context;
+import io.vertx.core.Future;
+import io.vertx.core.Handler;
+import io.vertx.core.Promise;
 import io.vertx.core.Vertx;
 import io.vertx.core.buffer.Buffer;
 import io.vertx.core.http.HttpServerResponse;
 import io.vertx.ext.web.Router;
 import io.vertx.ext.web.RoutingContext;
 import java.io.IOException;
+import java.net.URI;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.atomic.AtomicBoolean;
+import org.jdbi.v3.core.Jdbi;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -35,16 +46,40 @@ public final class McpPlugin {
   private final RelayConnection.Settings settings;
   private final Duration timeout;
   private final int maxInFlight;
+  private final List<McpSession> configured = new ArrayList<>();
+  private final McpToolRoutes toolRoutes;
 
-  public McpPlugin(Vertx vertx, ServerConfig config) {
+  /**
+   * @param jdbi where the admin's tool settings are kept
+   */
+  public McpPlugin(Vertx vertx, ServerConfig config, Jdbi jdbi) {
     this.vertx = vertx;
     this.settings = new RelayConnection.Settings(Secret.ofNullable(config.clientKey()), config.heartbeatInterval().toMillis(),
         config.maxFrameBytes());
     this.timeout = config.requestTimeout();
     this.maxInFlight = 64;
+    List<McpTools.Source> byUrl = new ArrayList<>();
+    for (ServerConfig.McpServer server : config.mcpServers()) {
+      McpSession session = new McpSession(() -> HttpClientStreamableHttpTransport.builder(base(server.url()))
+          .endpoint(endpoint(server.url())).build(), server.url(), timeout);
+      configured.add(session);
+      byUrl.add(urlSource(server.name(), session));
+    }
+    this.toolRoutes = new McpToolRoutes(vertx, new McpTools(() -> {
+      List<McpTools.Source> sources = new ArrayList<>(byUrl);
+      relays.all().forEach(relay -> sources.add(relaySource(relay)));
+      return sources;
+    }), new ToolSettingsStore(jdbi));
   }
 
-  public void mount(Router web, Admission admission) {
+  /**
+   * Adds the routes.
+   *
+   * @param userAuth who may list and call tools (the OpenAI endpoints' keys)
+   * @param adminAuth who may change tool settings
+   */
+  public void mount(Router web, Admission admission, Handler<RoutingContext> userAuth, Handler<RoutingContext> adminAuth) {
+    toolRoutes.mount(web, userAuth, adminAuth);
     web.get("/api/mcp/connect").handler(admission.gate()).handler(this::connect);
     web.route("/api/mcp/id/:id").failureHandler(ctx -> {
       int status = ctx.statusCode() == 413 ? 413 : ctx.statusCode() > 0 ? ctx.statusCode() : 500;
@@ -56,6 +91,69 @@ public final class McpPlugin {
       ctx.response().putHeader("Allow", "POST");
       reply(ctx.response(), 405, error(null, -32600, "only POST is served here: no SSE stream and no session to delete", null));
     });
+  }
+
+  /** Closes the sessions with MCP servers configured by URL. */
+  public void close() {
+    configured.forEach(McpSession::close);
+  }
+
+  private McpTools.Source relaySource(RelayConnection relay) {
+    return new McpTools.Source() {
+      @Override
+      public String name() {
+        return relay.id();
+      }
+
+      @Override
+      public Future<JsonNode> request(JsonNode message) {
+        return relay.call(message, null, timeout).answer().compose(result -> result.status() == 401
+            ? Future.failedFuture("relay " + relay.id() + " wants a token, so its tools are not in the catalog")
+            : Future.succeededFuture(result.payload()));
+      }
+    };
+  }
+
+  /** A server configured by URL: its session opens at first use, on a virtual thread, since the SDK blocks. */
+  private McpTools.Source urlSource(String name, McpSession session) {
+    AtomicBoolean opened = new AtomicBoolean();
+    return new McpTools.Source() {
+      @Override
+      public String name() {
+        return name;
+      }
+
+      @Override
+      public Future<JsonNode> request(JsonNode message) {
+        Promise<JsonNode> answer = Promise.promise();
+        Context context = vertx.getOrCreateContext();
+        Thread.ofVirtual().start(() -> {
+          try {
+            synchronized (opened) {
+              if (!opened.get()) {
+                session.open();
+                opened.set(true);
+              }
+            }
+            JsonNode result = session.forward(message);
+            context.runOnContext(v -> answer.complete(result));
+          } catch (RuntimeException e) {
+            context.runOnContext(v -> answer.fail(e));
+          }
+        });
+        return answer.future();
+      }
+    };
+  }
+
+  private static String base(String url) {
+    URI uri = URI.create(url);
+    return uri.getScheme() + "://" + uri.getRawAuthority();
+  }
+
+  private static String endpoint(String url) {
+    String path = URI.create(url).getRawPath();
+    return path == null || path.isEmpty() ? "/mcp" : path;
   }
 
   private void connect(RoutingContext ctx) {
@@ -124,7 +222,7 @@ public final class McpPlugin {
     return answer;
   }
 
-  private static void reply(HttpServerResponse response, int status, JsonNode body) {
+  static void reply(HttpServerResponse response, int status, JsonNode body) {
     if (!response.ended()) {
       response.setStatusCode(status).putHeader("Content-Type", "application/json").end(body.toString());
     }

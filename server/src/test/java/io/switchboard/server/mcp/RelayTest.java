@@ -28,9 +28,14 @@ import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.file.Files;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
 import java.util.stream.IntStream;
 import org.eclipse.jetty.ee10.servlet.ServletContextHandler;
 import org.eclipse.jetty.ee10.servlet.ServletHolder;
@@ -51,14 +56,15 @@ class RelayTest {
   private final Vertx vertx = Vertx.vertx();
   private final HttpClient http = HttpClient.newHttpClient();
   private SwitchboardServer server;
+  private ServerConfig config;
   private McpSession stdio;
   private RelayAgent relay;
 
   @BeforeEach
   void start() throws Exception {
-    ServerConfig config = new ServerConfig("127.0.0.1", 0, Files.createTempDirectory("switchboard-mcp"), null, "ck",
+    config = new ServerConfig("127.0.0.1", 0, Files.createTempDirectory("switchboard-mcp"), null, "ck",
         Duration.ofSeconds(5), 100, Duration.ofSeconds(5), Duration.ofSeconds(5), Duration.ofMillis(500), 1L << 20, 256 * 1024,
-        Duration.ofMinutes(1), List.of(), null, null, null, null, null);
+        Duration.ofMinutes(1), List.of(), null, null, null, null, null, null);
     server = SwitchboardServer.start(vertx, config).await();
     String java = ProcessHandle.current().info().command().orElse("java");
     stdio = new McpSession(() -> new StdioClientTransport(ServerParameters.builder(java)
@@ -113,6 +119,17 @@ class RelayTest {
       assertEquals("the tool failed on purpose", text(failed));
       client.ping();
 
+      // Concurrent calls from one SDK client, each on its own thread (the common pool has one thread on two cores).
+      try (ExecutorService threads = Executors.newFixedThreadPool(8)) {
+        List<Future<String>> calls = new ArrayList<>();
+        for (int i = 0; i < 8; i++) {
+          String tag = "sdk " + i;
+          calls.add(threads.submit(() -> text(client.callTool(new McpSchema.CallToolRequest("slow", Map.of("text", tag, "ms", 300))))));
+        }
+        for (int i = 0; i < calls.size(); i++) {
+          assertEquals("done sdk " + i, calls.get(i).get(30, TimeUnit.SECONDS));
+        }
+      }
     }
   }
 
@@ -214,11 +231,89 @@ class RelayTest {
     try (McpSyncClient client = client("web")) {
       client.initialize();
       assertEquals("http echo: hi", text(client.callTool(new McpSchema.CallToolRequest("echo", Map.of("text", "hi")))));
+
+      // The same server configured by URL on a hub of its own: its tools join that hub's catalog with no relay.
+      ServerConfig byUrl = new ServerConfig("127.0.0.1", 0, Files.createTempDirectory("switchboard-mcp"), null, null,
+          Duration.ofSeconds(5), 100, Duration.ofSeconds(5), Duration.ofSeconds(5), Duration.ofMillis(500), 1L << 20, 256 * 1024,
+          Duration.ofMinutes(1), List.of(), null, null, null, null, null,
+          List.of(new ServerConfig.McpServer("direct", "http://127.0.0.1:" + port + "/mcp")));
+      SwitchboardServer hub = SwitchboardServer.start(vertx, byUrl).await();
+      try {
+        HttpResponse<String> called = http.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + hub.port() + "/v1/mcp/tools/call"))
+            .POST(HttpRequest.BodyPublishers.ofString(
+                "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"echo\",\"arguments\":{\"text\":\"direct\"}}}"))
+            .build(), HttpResponse.BodyHandlers.ofString());
+        assertEquals("http echo: direct", JSON.readTree(called.body()).at("/result/content/0/text").asText(), called.body());
+      } finally {
+        hub.close().await();
+      }
     } finally {
       httpRelay.stop().await();
       httpSession.close();
       mcp.close();
       jetty.stop();
+    }
+  }
+
+  private JsonNode tools(String method, String params) throws Exception {
+    return JSON.readTree(post("/v1/mcp/tools/" + method.substring(method.indexOf('/') + 1),
+        "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"" + method + "\"" + (params == null ? "" : ",\"params\":" + params) + "}").body());
+  }
+
+  private List<String> toolNames() throws Exception {
+    List<String> names = new ArrayList<>();
+    tools("tools/list", null).at("/result/tools").forEach(tool -> names.add(tool.path("name").asText()));
+    return names.stream().sorted().toList();
+  }
+
+  private HttpResponse<String> admin(String method, String path, String body) throws Exception {
+    return http.send(HttpRequest.newBuilder(URI.create(url() + "/v1/admin/mcp/tools" + path))
+        .method(method, body == null ? HttpRequest.BodyPublishers.noBody() : HttpRequest.BodyPublishers.ofString(body)).build(),
+        HttpResponse.BodyHandlers.ofString());
+  }
+
+  @Test
+  void theToolsApiListsCallsDisablesAndFiltersToolsAndKeepsTheSettings() throws Exception {
+    assertEquals(List.of("echo", "fail", "slow"), toolNames());
+    JsonNode called = tools("tools/call", "{\"name\":\"echo\",\"arguments\":{\"text\":\"hi\"}}");
+    assertEquals(5, called.path("id").asInt());
+    assertEquals("echo: hi", called.at("/result/content/0/text").asText());
+
+    assertEquals(200, admin("PATCH", "/slow", "{\"enabled\":false}").statusCode());
+    assertEquals(List.of("echo", "fail"), toolNames(), "a disabled tool is not listed");
+    assertTrue(tools("tools/call", "{\"name\":\"slow\",\"arguments\":{}}").at("/error/message").asText().contains("disabled"));
+
+    assertEquals(400, admin("PUT", "/echo/filters", "{\"disallowed_keywords\":[\"(unclosed\"]}").statusCode());
+    HttpResponse<String> filtered = admin("PUT", "/echo/filters", "{\"disallowed_keywords\":[\"secret\\\\w*\"]}");
+    assertEquals(200, filtered.statusCode(), filtered.body());
+    assertEquals("echo: my [filtered] here",
+        tools("tools/call", "{\"name\":\"echo\",\"arguments\":{\"text\":\"my secretword here\"}}").at("/result/content/0/text").asText());
+    assertEquals(404, admin("GET", "/nope", null).statusCode());
+
+    server.close().await();
+    server = SwitchboardServer.start(vertx, config.withPort(server.port())).await();
+    TestWait.until("the relay is back", () -> {
+      try {
+        return toolNames().contains("echo");
+      } catch (Exception e) {
+        return false;
+      }
+    });
+    JsonNode slow = JSON.readTree(admin("GET", "/slow", null).body());
+    assertEquals(false, slow.path("enabled").asBoolean(), "the setting survived the restart: " + slow);
+    assertEquals("echo", JSON.readTree(admin("GET", "", null).body()).at("/data/0/source").asText());
+  }
+
+  @Test
+  void twoServersWithTheSameToolNameGetDistinctIds() throws Exception {
+    RelayAgent twin = new RelayAgent(vertx, new RelayConfig(url(), "ck", "twin", null, null, null), stdio);
+    twin.start().await();
+    try {
+      assertEquals(List.of("echo__echo", "echo__fail", "echo__slow", "twin__echo", "twin__fail", "twin__slow"), toolNames());
+      assertEquals("echo: via twin",
+          tools("tools/call", "{\"name\":\"twin__echo\",\"arguments\":{\"text\":\"via twin\"}}").at("/result/content/0/text").asText());
+    } finally {
+      twin.stop().await();
     }
   }
 }
