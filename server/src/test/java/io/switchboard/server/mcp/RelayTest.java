@@ -22,6 +22,7 @@ import io.switchboard.relay.RelayConfig;
 import io.switchboard.server.ServerConfig;
 import io.switchboard.server.SwitchboardServer;
 import io.vertx.core.Vertx;
+import io.vertx.core.http.WebSocket;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
@@ -315,5 +316,38 @@ class RelayTest {
     } finally {
       twin.stop().await();
     }
+  }
+
+  @Test
+  void slowAnswersTimeOutAndHugeMessagesAreRefusedWithJsonRpcErrors() throws Exception {
+    HttpResponse<String> slow = post("/api/mcp/id/echo", "{\"jsonrpc\":\"2.0\",\"id\":9,\"method\":\"tools/call\","
+        + "\"params\":{\"name\":\"slow\",\"arguments\":{\"ms\":8000}}}");
+    assertEquals(504, slow.statusCode(), "request_timeout is 5 s here");
+    assertEquals("MCP_TIMEOUT", JSON.readTree(slow.body()).at("/error/data/mcp").asText());
+    assertEquals(9, JSON.readTree(slow.body()).path("id").asInt());
+
+    String huge = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"echo\",\"arguments\":{\"text\":\""
+        + "x".repeat(1_100_000) + "\"}}}";
+    HttpResponse<String> tooLarge = post("/api/mcp/id/echo", huge);
+    assertEquals(413, tooLarge.statusCode());
+    assertEquals(-32600, JSON.readTree(tooLarge.body()).at("/error/code").asInt());
+
+    String answerOverTheFrameLimit = "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\",\"params\":{\"name\":\"echo\","
+        + "\"arguments\":{\"text\":\"" + "y".repeat(300_000) + "\"}}}";
+    HttpResponse<String> refused = post("/api/mcp/id/echo", answerOverTheFrameLimit);
+    assertEquals(502, refused.statusCode(), "max_frame_bytes is 256 KiB here");
+    assertTrue(JSON.readTree(refused.body()).at("/error/message").asText().contains("more than the"), refused.body());
+  }
+
+  @Test
+  void aRelayMaySendSpec000sUntypedFirstMessage() throws Exception {
+    CompletableFuture<String> answer = new CompletableFuture<>();
+    WebSocket ws = vertx.createWebSocketClient().connect(server.port(), "127.0.0.1", "/api/mcp/connect").await();
+    ws.textMessageHandler(answer::complete);
+    ws.writeTextMessage("{\"client_name\":\"bare\",\"client_key\":\"ck\"}");
+    JsonNode registered = JSON.readTree(answer.get(5, TimeUnit.SECONDS));
+    assertEquals("registered", registered.path("type").asText());
+    assertTrue(!registered.path("id").asText().isEmpty(), "the server assigned an id: " + registered);
+    ws.close().await();
   }
 }
