@@ -82,6 +82,9 @@ final class ServerCommand implements Callable<Integer> {
       description = "jdbc:postgresql://... for PostgreSQL (default: SQLite file switchboard.db in the data directory).")
   String databaseUrl;
 
+  @Option(names = "--metrics-port", description = "Serve /metrics on this port only (env METRICS_PORT); default: on the main port.")
+  Integer metricsPort;
+
   @Override
   public Integer call() throws InterruptedException {
     ServerConfig settings = load(System.getenv());
@@ -119,6 +122,7 @@ final class ServerCommand implements Callable<Integer> {
     flags.put("inference_keys", inferenceKeys);
     flags.put("llama_server", llamaServer);
     flags.put("database_url", databaseUrl);
+    flags.put("metrics_port", metricsPort);
     List<String> urls = upstream != null ? upstream
         : env.get("UPSTREAM") == null ? null : List.of(env.get("UPSTREAM").split(","));
     if (urls != null) {

@@ -4,6 +4,7 @@ import com.fasterxml.jackson.annotation.JsonCreator;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
+import java.util.Map;
 import java.util.Objects;
 
 /**
@@ -30,6 +31,8 @@ import java.util.Objects;
  * @param llamaServer the {@code llama-server} program, by path or name on PATH
  * @param instances limits and timings of managed instances
  * @param mcpServers Streamable HTTP MCP servers whose tools the server offers itself, besides those of relays
+ * @param metricsPort a port of its own for {@code /metrics}; null serves it on the main port
+ * @param modelPrices prices per million tokens by model, for the estimated costs of the JSON metrics
  */
 public record ServerConfig(
     String host,
@@ -51,7 +54,9 @@ public record ServerConfig(
     List<String> inferenceKeys,
     String llamaServer,
     InstanceSettings instances,
-    List<McpServer> mcpServers) {
+    List<McpServer> mcpServers,
+    Integer metricsPort,
+    Map<String, Price> modelPrices) {
 
   public ServerConfig {
     host = Objects.requireNonNullElse(host, "0.0.0.0");
@@ -74,6 +79,10 @@ public record ServerConfig(
     llamaServer = Objects.requireNonNullElse(blankToNull(llamaServer), "llama-server");
     instances = Objects.requireNonNullElseGet(instances, InstanceSettings::defaults);
     mcpServers = mcpServers == null ? List.of() : List.copyOf(mcpServers);
+    modelPrices = modelPrices == null ? Map.of() : Map.copyOf(modelPrices);
+    if (metricsPort != null && (metricsPort < 0 || metricsPort > 65535)) {
+      throw new IllegalArgumentException("metrics_port must be between 0 and 65535, got " + metricsPort);
+    }
     if (port < 0 || port > 65535) {
       throw new IllegalArgumentException("port must be between 0 and 65535, got " + port);
     }
@@ -88,14 +97,14 @@ public record ServerConfig(
   /** All defaults. */
   public static ServerConfig defaults() {
     return new ServerConfig(null, null, null, null, null, null, null, null, null, null, null, null, null, null,
-        null, null, null, null, null, null);
+        null, null, null, null, null, null, null, null);
   }
 
   /** The same settings on another port. */
   public ServerConfig withPort(int newPort) {
     return new ServerConfig(host, newPort, dataDir, apiKey, clientKey, requestTimeout, queueSize, queueTimeout, drainTimeout,
         heartbeatInterval, maxBodyBytes, maxFrameBytes, modelPollInterval, upstreams, databaseUrl, managementKeys,
-        inferenceKeys, llamaServer, instances, mcpServers);
+        inferenceKeys, llamaServer, instances, mcpServers, metricsPort, modelPrices);
   }
 
   private static List<String> nonBlank(List<String> keys) {
@@ -210,4 +219,12 @@ public record ServerConfig(
       }
     }
   }
+
+  /**
+   * What a model costs, in any currency, per million tokens.
+   *
+   * @param input per million prompt tokens
+   * @param output per million completion tokens
+   */
+  public record Price(double input, double output) {}
 }

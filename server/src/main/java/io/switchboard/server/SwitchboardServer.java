@@ -12,6 +12,8 @@ import io.switchboard.server.instances.InstanceRoutes;
 import io.switchboard.server.llm.LlmPlugin;
 import io.switchboard.server.llm.LlmRouter;
 import io.switchboard.server.mcp.McpPlugin;
+import io.switchboard.server.metrics.Metrics;
+import io.switchboard.server.metrics.MetricsRoutes;
 import io.switchboard.server.store.Database;
 import io.switchboard.server.system.SystemRoutes;
 import io.vertx.core.DeploymentOptions;
@@ -19,6 +21,7 @@ import io.vertx.core.Future;
 import io.vertx.core.Promise;
 import io.vertx.core.VerticleBase;
 import io.vertx.core.Vertx;
+import io.vertx.core.http.HttpServer;
 import io.vertx.core.http.HttpServerOptions;
 import io.vertx.ext.web.Router;
 import io.vertx.ext.web.RoutingContext;
@@ -28,6 +31,8 @@ import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -49,8 +54,11 @@ public final class SwitchboardServer {
   private final InstanceRoutes instanceRoutes;
   private final McpPlugin mcp;
   private final Router web;
+  private final Router metricsWeb;
+  private final Metrics metrics = new Metrics();
   private String deploymentId;
   private boolean closed;
+  private HttpServer metricsServer;
   private int port;
 
   private SwitchboardServer(Vertx vertx, ServerConfig config, Database database) {
@@ -60,18 +68,41 @@ public final class SwitchboardServer {
     ObjectMapper json = new ObjectMapper();
     LlmRouter router = new LlmRouter(vertx, config.queueSize(), config.queueTimeout());
     this.instances = new InstanceManager(vertx, router, database.jdbi(), json, config);
-    this.llm = new LlmPlugin(vertx, config, json, router, instances);
+    this.llm = new LlmPlugin(vertx, config, json, router, instances, metrics);
     this.instanceRoutes = new InstanceRoutes(vertx, instances, json, config.llamaServer());
-    this.mcp = new McpPlugin(vertx, config, database.jdbi());
+    this.mcp = new McpPlugin(vertx, config, database.jdbi(), metrics);
+    registerGauges(router);
+    MetricsRoutes metricsRoutes = new MetricsRoutes(metrics, config.modelPrices(), () -> metricsStatus(router));
     this.web = Router.router(vertx);
     web.route().handler(BodyHandler.create(false).setBodyLimit(config.maxBodyBytes()));
     SystemRoutes.mount(web, admission);
     llm.mount(web, new ApiKeyAuth(inferenceKeys(config), false), admission);
     instanceRoutes.mount(web, new ApiKeyAuth(managementKeys(config), true));
     mcp.mount(web, admission, new ApiKeyAuth(inferenceKeys(config), false), new ApiKeyAuth(managementKeys(config), false));
+    metricsRoutes.mountJson(web, new ApiKeyAuth(inferenceKeys(config), false));
+    this.metricsWeb = config.metricsPort() == null ? web : Router.router(vertx);
+    metricsRoutes.mountPrometheus(metricsWeb);
     web.route().last().handler(ctx -> ApiError.notFound("no route for " + ctx.request().method() + " " + ctx.request().path())
         .send(ctx.response()));
     web.route().failureHandler(this::failure);
+  }
+
+  private void registerGauges(LlmRouter router) {
+    metrics.gauge("switchboard.queue.length", "Requests waiting for a free worker slot", router::queued);
+    metrics.gaugeRows("switchboard.worker.in.flight", "Requests running on each worker",
+        () -> router.workers().stream().map(w -> new Metrics.Row(Map.of("worker", w.id()), router.inFlight(w))).toList());
+    metrics.gaugeRows("switchboard.worker.max.concurrency", "How many requests each worker may run at once",
+        () -> router.workers().stream().map(w -> new Metrics.Row(Map.of("worker", w.id()), w.maxConcurrency())).toList());
+    metrics.gaugeRows("switchboard.instance.status", "1 for each instance in its current status",
+        () -> instances.list().stream().map(i -> new Metrics.Row(Map.of("instance", i.id(), "status", i.status()), 1)).toList());
+    metrics.gaugeRows("switchboard.relay.in.flight", "MCP calls waiting on each relay", mcp::relayRows);
+  }
+
+  private MetricsRoutes.Status metricsStatus(LlmRouter router) {
+    Map<String, String> models = new TreeMap<>();
+    router.models().forEach(model -> models.put(model.id(), "available"));
+    instances.list().forEach(instance -> models.put(instance.id(), instance.status()));
+    return new MetricsRoutes.Status(admission.draining() ? "draining" : "online", models, router.queued());
   }
 
   /**
@@ -126,6 +157,7 @@ public final class SwitchboardServer {
     int loops = Math.max(1, Runtime.getRuntime().availableProcessors());
     return llm.startLocalWorkers()
         .compose(v -> instances.load())
+        .compose(v -> listenForMetrics())
         .compose(v -> vertx.deployVerticle(() -> new HttpVerticle(options, boundPort), new DeploymentOptions().setInstances(loops)))
         .map(id -> {
           deploymentId = id;
@@ -133,6 +165,23 @@ public final class SwitchboardServer {
           announce();
           return null;
         });
+  }
+
+  /** The metrics port, when one is configured: a listener of its own that serves only {@code /metrics}. */
+  private Future<Void> listenForMetrics() {
+    if (config.metricsPort() == null) {
+      return Future.succeededFuture();
+    }
+    return vertx.createHttpServer().requestHandler(metricsWeb).listen(config.metricsPort(), config.host()).map(server -> {
+      metricsServer = server;
+      log.info("metrics on http://{}:{}/metrics", config.host(), server.actualPort());
+      return null;
+    });
+  }
+
+  /** The port of {@code /metrics} when it has a port of its own. */
+  public int metricsPort() {
+    return metricsServer == null ? port : metricsServer.actualPort();
   }
 
   private void announce() {
@@ -199,6 +248,9 @@ public final class SwitchboardServer {
     closed = true;
     Future<?> undeploy = deploymentId == null ? Future.succeededFuture() : vertx.undeploy(deploymentId);
     deploymentId = null;
+    if (metricsServer != null) {
+      undeploy = undeploy.eventually(metricsServer::close);
+    }
     return undeploy
         .eventually(() -> vertx.executeBlocking(() -> {
           instances.shutdown();

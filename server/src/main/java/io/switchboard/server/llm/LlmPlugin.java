@@ -9,6 +9,7 @@ import io.switchboard.server.http.Admission;
 import io.switchboard.server.http.ApiError;
 import io.switchboard.server.http.ApiException;
 import io.switchboard.server.http.Secret;
+import io.switchboard.server.metrics.Metrics;
 import io.switchboard.worker.backend.BackendRequest;
 import io.switchboard.worker.backend.UpstreamBackend;
 import io.vertx.core.Future;
@@ -38,12 +39,15 @@ public final class LlmPlugin {
 
   private static final Logger log = LoggerFactory.getLogger(LlmPlugin.class);
   private static final String[] API_PREFIXES = {"/v1", "/api/llm/v1"};
+  /** The status a request is counted with when its client went away first (nginx's convention). */
+  private static final int CLIENT_CLOSED = 499;
 
   private final Vertx vertx;
   private final ServerConfig config;
   private final ObjectMapper json;
   private final LlmRouter router;
   private final ManagedModels managed;
+  private final Metrics metrics;
   private final WorkerConnection.Settings connectionSettings;
   private final EmbeddingsBatcher batcher;
   private final List<UpstreamBackend> upstreams = new ArrayList<>();
@@ -52,13 +56,15 @@ public final class LlmPlugin {
   /**
    * @param router the registry and scheduler of workers, shared with whoever else adds workers
    * @param managed models started on demand (managed instances), asked before a request is routed
+   * @param metrics where each request is accounted for
    */
-  public LlmPlugin(Vertx vertx, ServerConfig config, ObjectMapper json, LlmRouter router, ManagedModels managed) {
+  public LlmPlugin(Vertx vertx, ServerConfig config, ObjectMapper json, LlmRouter router, ManagedModels managed, Metrics metrics) {
     this.vertx = vertx;
     this.config = config;
     this.json = json;
     this.router = router;
     this.managed = managed;
+    this.metrics = metrics;
     this.connectionSettings = new WorkerConnection.Settings(
         Secret.ofNullable(config.clientKey()), config.heartbeatInterval().toMillis(), config.maxFrameBytes());
     this.batcher = new EmbeddingsBatcher(json, router, vertx, config.requestTimeout());
@@ -159,10 +165,14 @@ public final class LlmPlugin {
 
   private void proxy(RoutingContext ctx, String path, Buffer body, RequestPeek peek) {
     HttpServerResponse response = ctx.response();
+    Metrics.Request account = metrics.start(peek.model(), path);
     Dispatch dispatch = new Dispatch(router, vertx, peek.model(),
         new BackendRequest("POST", path, forwardedHeaders(ctx), peek.stream(), body), null,
-        config.requestTimeout(), new HttpDownstream(response));
-    response.closeHandler(v -> dispatch.cancel());
+        config.requestTimeout(), new MeteredDownstream(new HttpDownstream(response), account));
+    response.closeHandler(v -> {
+      dispatch.cancel();
+      account.end(CLIENT_CLOSED);
+    });
     dispatch.start();
   }
 
@@ -190,17 +200,24 @@ public final class LlmPlugin {
       return;
     }
     HttpServerResponse response = ctx.response();
+    Metrics.Request account = metrics.start(peek.model(), "/embeddings");
     EmbeddingsBatcher.Run run = batcher.run(peek.model(), (ObjectNode) request, inputs, forwardedHeaders(ctx), serving);
-    response.closeHandler(v -> run.cancel());
+    response.closeHandler(v -> {
+      run.cancel();
+      account.end(CLIENT_CLOSED);
+    });
     run.answer().onComplete(ar -> {
       if (response.closed()) {
         return;
       }
       if (ar.failed()) {
-        ApiException.of(ar.cause()).send(response);
+        ApiError error = ApiException.of(ar.cause());
+        account.end(error.status());
+        error.send(response);
         return;
       }
       EmbeddingsBatcher.Answer answer = ar.result();
+      account.end(answer.status());
       response.setStatusCode(answer.status());
       answer.headers().forEach((name, value) -> {
         if (!name.equalsIgnoreCase("content-length")) {

@@ -8,6 +8,7 @@ import io.switchboard.protocol.RelayMessage;
 import io.switchboard.server.ServerConfig;
 import io.switchboard.server.http.Admission;
 import io.switchboard.server.http.Secret;
+import io.switchboard.server.metrics.Metrics;
 import io.modelcontextprotocol.client.transport.HttpClientStreamableHttpTransport;
 import io.switchboard.relay.McpSession;
 import io.vertx.core.Context;
@@ -24,6 +25,7 @@ import java.net.URI;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.atomic.AtomicBoolean;
 import org.jdbi.v3.core.Jdbi;
 import org.slf4j.Logger;
@@ -48,12 +50,15 @@ public final class McpPlugin {
   private final int maxInFlight;
   private final List<McpSession> configured = new ArrayList<>();
   private final McpToolRoutes toolRoutes;
+  private final Metrics metrics;
 
   /**
    * @param jdbi where the admin's tool settings are kept
+   * @param metrics where relay calls are counted
    */
-  public McpPlugin(Vertx vertx, ServerConfig config, Jdbi jdbi) {
+  public McpPlugin(Vertx vertx, ServerConfig config, Jdbi jdbi, Metrics metrics) {
     this.vertx = vertx;
+    this.metrics = metrics;
     this.settings = new RelayConnection.Settings(Secret.ofNullable(config.clientKey()), config.heartbeatInterval().toMillis(),
         config.maxFrameBytes());
     this.timeout = config.requestTimeout();
@@ -91,6 +96,11 @@ public final class McpPlugin {
       ctx.response().putHeader("Allow", "POST");
       reply(ctx.response(), 405, error(null, -32600, "only POST is served here: no SSE stream and no session to delete", null));
     });
+  }
+
+  /** Relays and their calls in flight, for the gauges. */
+  public List<Metrics.Row> relayRows() {
+    return relays.all().stream().map(r -> new Metrics.Row(Map.of("relay", r.id()), r.inFlight())).toList();
   }
 
   /** Closes the sessions with MCP servers configured by URL. */
@@ -194,6 +204,9 @@ public final class McpPlugin {
     RelayConnection.Call call = relay.call(message, ctx.request().getHeader("Authorization"), timeout);
     response.closeHandler(v -> relay.cancel(call.req()));
     call.answer().onComplete(ar -> {
+      metrics.count("switchboard.mcp.calls", "JSON-RPC messages passed to relays, by relay, method and outcome",
+          "relay", relayId, "method", message.path("method").asText(), "outcome",
+          ar.failed() ? "unanswered" : ar.result().status() < 400 ? "answered" : "refused");
       if (response.closed()) {
         return;
       }

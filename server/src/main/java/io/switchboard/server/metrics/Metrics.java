@@ -1,0 +1,193 @@
+package io.switchboard.server.metrics;
+
+import io.micrometer.core.instrument.Counter;
+import io.micrometer.core.instrument.Gauge;
+import io.micrometer.core.instrument.MultiGauge;
+import io.micrometer.core.instrument.Tag;
+import io.micrometer.core.instrument.Tags;
+import io.micrometer.core.instrument.Timer;
+import io.micrometer.core.instrument.binder.jvm.JvmGcMetrics;
+import io.micrometer.core.instrument.binder.jvm.JvmMemoryMetrics;
+import io.micrometer.core.instrument.binder.jvm.JvmThreadMetrics;
+import io.micrometer.core.instrument.binder.system.ProcessorMetrics;
+import io.micrometer.core.instrument.binder.system.UptimeMetrics;
+import io.micrometer.prometheusmetrics.PrometheusConfig;
+import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.LongAdder;
+import java.util.function.Supplier;
+
+/**
+ * The server's counters, timers and gauges, in one Micrometer registry scraped as Prometheus text.
+ * Requests report through {@link Request}; plugins add gauges for what they hold. It also keeps
+ * the since-start totals that the JSON metrics of spec 002 are computed from.
+ */
+public final class Metrics {
+
+  /** One row of a labelled gauge, as {@link #gaugeRows} reads them at each scrape. */
+  public record Row(Map<String, String> labels, double value) {}
+
+  private final PrometheusMeterRegistry registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
+  private final AtomicInteger inFlight = new AtomicInteger();
+  private final List<Runnable> beforeScrape = new CopyOnWriteArrayList<>();
+  private final Map<String, ModelTotals> totals = new ConcurrentHashMap<>();
+
+  /** Since-start totals of one model. */
+  public static final class ModelTotals {
+    final LongAdder requests = new LongAdder();
+    final LongAdder succeeded = new LongAdder();
+    final LongAdder nanos = new LongAdder();
+    final LongAdder generationNanos = new LongAdder();
+    final LongAdder tokensIn = new LongAdder();
+    final LongAdder tokensOut = new LongAdder();
+
+    public long requests() {
+      return requests.sum();
+    }
+
+    public long succeeded() {
+      return succeeded.sum();
+    }
+
+    public double seconds() {
+      return nanos.sum() / 1e9;
+    }
+
+    /** Seconds spent in requests that reported completion tokens, to turn them into a rate. */
+    public double generationSeconds() {
+      return generationNanos.sum() / 1e9;
+    }
+
+    public long tokensIn() {
+      return tokensIn.sum();
+    }
+
+    public long tokensOut() {
+      return tokensOut.sum();
+    }
+  }
+
+  public Metrics() {
+    new JvmMemoryMetrics().bindTo(registry);
+    new JvmGcMetrics().bindTo(registry);
+    new JvmThreadMetrics().bindTo(registry);
+    new ProcessorMetrics().bindTo(registry);
+    new UptimeMetrics().bindTo(registry);
+    Gauge.builder("switchboard.requests.in.flight", inFlight, AtomicInteger::get)
+        .description("Requests being answered now").register(registry);
+  }
+
+  /** The Prometheus text exposition of every meter. */
+  public String scrape() {
+    beforeScrape.forEach(Runnable::run);
+    return registry.scrape();
+  }
+
+  /** A gauge of one value, read at each scrape. */
+  public void gauge(String name, String description, Supplier<Number> value) {
+    Gauge.builder(name, value).description(description).register(registry);
+  }
+
+  /** A labelled gauge whose rows (workers, instances, relays) are read again at each scrape. */
+  public void gaugeRows(String name, String description, Supplier<List<Row>> rows) {
+    MultiGauge gauge = MultiGauge.builder(name).description(description).register(registry);
+    beforeScrape.add(() -> gauge.register(rows.get().stream()
+        .map(row -> MultiGauge.Row.of(Tags.of(row.labels().entrySet().stream()
+            .map(e -> Tag.of(e.getKey(), e.getValue())).toList()), row.value()))
+        .toList(), true));
+  }
+
+  /** Counts one event, such as an MCP call, under its labels. */
+  public void count(String name, String description, String... labels) {
+    Counter.builder(name).description(description).tags(labels).register(registry).increment();
+  }
+
+  /** Begins the account of one OpenAI request. */
+  public Request start(String model, String endpoint) {
+    inFlight.incrementAndGet();
+    return new Request(model == null ? "" : model, endpoint);
+  }
+
+  public int inFlight() {
+    return inFlight.get();
+  }
+
+  /** The since-start totals by model. */
+  public Map<String, ModelTotals> totals() {
+    return Map.copyOf(totals);
+  }
+
+  /** One request's account: its first byte, its tokens, and how it ended. Ends once. */
+  public final class Request {
+    private final String model;
+    private final String endpoint;
+    private final long started = System.nanoTime();
+    private boolean firstByteSeen;
+    private long tokensIn = -1;
+    private long tokensOut = -1;
+    private boolean ended;
+
+    private Request(String model, String endpoint) {
+      this.model = model;
+      this.endpoint = endpoint;
+    }
+
+    /** The first byte of the answer reached the client. */
+    public void firstByte() {
+      if (!firstByteSeen) {
+        firstByteSeen = true;
+        Timer.builder("switchboard.time.to.first.byte").description("Time until the first byte of the answer")
+            .tags("model", model, "endpoint", endpoint).publishPercentileHistogram()
+            .minimumExpectedValue(Duration.ofMillis(1)).maximumExpectedValue(Duration.ofMinutes(2))
+            .register(registry).record(System.nanoTime() - started, TimeUnit.NANOSECONDS);
+      }
+    }
+
+    /** Token counts from the answer's {@code usage}. */
+    public void tokens(long in, long out) {
+      tokensIn = in;
+      tokensOut = out;
+    }
+
+    /** The request ended with this HTTP status (for a stream cut by an error: the error's). */
+    public void end(int status) {
+      if (ended) {
+        return;
+      }
+      ended = true;
+      inFlight.decrementAndGet();
+      long nanos = System.nanoTime() - started;
+      String outcome = status < 400 ? "success" : "error";
+      Counter.builder("switchboard.requests").description("OpenAI requests by model, endpoint and status")
+          .tags("model", model, "endpoint", endpoint, "status", Integer.toString(status), "outcome", outcome)
+          .register(registry).increment();
+      Timer.builder("switchboard.request.duration").description("Time from request to the end of its answer")
+          .tags("model", model, "endpoint", endpoint).publishPercentileHistogram()
+          .minimumExpectedValue(Duration.ofMillis(1)).maximumExpectedValue(Duration.ofMinutes(10))
+          .register(registry).record(nanos, TimeUnit.NANOSECONDS);
+      ModelTotals model = totals.computeIfAbsent(this.model, m -> new ModelTotals());
+      model.requests.increment();
+      model.nanos.add(nanos);
+      if (status < 400) {
+        model.succeeded.increment();
+      }
+      if (tokensIn >= 0) {
+        model.tokensIn.add(tokensIn);
+        Counter.builder("switchboard.tokens").description("Tokens by model and direction, from the answers' usage")
+            .tags("model", this.model, "direction", "in").register(registry).increment(tokensIn);
+      }
+      if (tokensOut >= 0) {
+        model.tokensOut.add(tokensOut);
+        model.generationNanos.add(nanos);
+        Counter.builder("switchboard.tokens").description("Tokens by model and direction, from the answers' usage")
+            .tags("model", this.model, "direction", "out").register(registry).increment(tokensOut);
+      }
+    }
+  }
+}
