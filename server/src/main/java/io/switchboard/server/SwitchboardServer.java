@@ -11,9 +11,11 @@ import io.switchboard.server.instances.InstanceManager;
 import io.switchboard.server.instances.InstanceRoutes;
 import io.switchboard.server.llm.LlmPlugin;
 import io.switchboard.server.llm.LlmRouter;
+import io.switchboard.server.llm.LlmState;
 import io.switchboard.server.mcp.McpPlugin;
 import io.switchboard.server.metrics.Metrics;
 import io.switchboard.server.metrics.MetricsRoutes;
+import io.switchboard.server.state.StateRoutes;
 import io.switchboard.server.store.Database;
 import io.switchboard.server.system.SystemRoutes;
 import io.vertx.core.DeploymentOptions;
@@ -55,6 +57,7 @@ public final class SwitchboardServer {
   private final McpPlugin mcp;
   private final Router web;
   private final Router metricsWeb;
+  private final StateRoutes state;
   private final Metrics metrics = new Metrics();
   private String deploymentId;
   private boolean closed;
@@ -80,6 +83,8 @@ public final class SwitchboardServer {
     instanceRoutes.mount(web, new ApiKeyAuth(managementKeys(config), true));
     mcp.mount(web, admission, new ApiKeyAuth(inferenceKeys(config), false), new ApiKeyAuth(managementKeys(config), false));
     metricsRoutes.mountJson(web, new ApiKeyAuth(inferenceKeys(config), false));
+    this.state = new StateRoutes(vertx, List.of(new LlmState(router, instances, metrics, this::status), mcp));
+    state.mount(web, new ApiKeyAuth(inferenceKeys(config), false));
     this.metricsWeb = config.metricsPort() == null ? web : Router.router(vertx);
     metricsRoutes.mountPrometheus(metricsWeb);
     web.route().last().handler(ctx -> ApiError.notFound("no route for " + ctx.request().method() + " " + ctx.request().path())
@@ -246,6 +251,7 @@ public final class SwitchboardServer {
       return Future.succeededFuture();
     }
     closed = true;
+    state.close();
     Future<?> undeploy = deploymentId == null ? Future.succeededFuture() : vertx.undeploy(deploymentId);
     deploymentId = null;
     if (metricsServer != null) {

@@ -2,6 +2,7 @@ package io.switchboard.server.mcp;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.switchboard.protocol.RelayMessage;
@@ -9,6 +10,7 @@ import io.switchboard.server.ServerConfig;
 import io.switchboard.server.http.Admission;
 import io.switchboard.server.http.Secret;
 import io.switchboard.server.metrics.Metrics;
+import io.switchboard.server.state.StateSource;
 import io.modelcontextprotocol.client.transport.HttpClientStreamableHttpTransport;
 import io.switchboard.relay.McpSession;
 import io.vertx.core.Context;
@@ -36,7 +38,7 @@ import org.slf4j.LoggerFactory;
  * server behind a relay at {@code POST /api/mcp/id/{id}} with plain JSON-RPC (the Streamable HTTP
  * transport without a session or an SSE stream). Every failure of the path is a JSON-RPC error.
  */
-public final class McpPlugin {
+public final class McpPlugin implements StateSource {
 
   private static final Logger log = LoggerFactory.getLogger(McpPlugin.class);
   private static final ObjectMapper JSON = new ObjectMapper();
@@ -96,6 +98,21 @@ public final class McpPlugin {
       ctx.response().putHeader("Allow", "POST");
       reply(ctx.response(), 405, error(null, -32600, "only POST is served here: no SSE stream and no session to delete", null));
     });
+  }
+
+  @Override
+  public String id() {
+    return "mcp";
+  }
+
+  /** The connected relays and their calls in flight. */
+  @Override
+  public JsonNode state() {
+    ObjectNode state = JsonNodeFactory.instance.objectNode();
+    ArrayNode list = state.putArray("relays");
+    relays.all().forEach(r -> list.addObject().put("id", r.id()).put("name", r.name()).put("in_flight", r.inFlight()));
+    state.put("configured_servers", configured.size());
+    return state;
   }
 
   /** Relays and their calls in flight, for the gauges. */

@@ -1,0 +1,113 @@
+package io.switchboard.server.state;
+
+import com.fasterxml.jackson.databind.node.JsonNodeFactory;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.switchboard.server.http.ApiError;
+import io.vertx.core.Handler;
+import io.vertx.core.Vertx;
+import io.vertx.core.http.HttpServerResponse;
+import io.vertx.ext.web.Router;
+import io.vertx.ext.web.RoutingContext;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+
+/**
+ * Spec 000's state API: {@code GET /api/state} (the envelope {@code {"plugins":{id: state}}}),
+ * {@code GET /api/state/stream} (the same as Server-Sent Events), and each plugin's HTML view.
+ *
+ * <p>The stream is computed once per tick for every watcher, so many watchers cost one JSON
+ * rendering and a write each. An envelope goes out when it changed, and at least every
+ * {@link #BEAT_MS} so proxies keep the connection open and a new watcher is never kept waiting.
+ */
+public final class StateRoutes {
+
+  static final long TICK_MS = 500;
+  static final long BEAT_MS = 5_000;
+
+  private final Vertx vertx;
+  private final List<StateSource> sources;
+  private final Set<HttpServerResponse> watchers = ConcurrentHashMap.newKeySet();
+  private String last = "";
+  private long lastSent;
+  private long timer = -1;
+
+  public StateRoutes(Vertx vertx, List<StateSource> sources) {
+    this.vertx = vertx;
+    this.sources = List.copyOf(sources);
+  }
+
+  public void mount(Router web, Handler<RoutingContext> auth) {
+    web.get("/api/state").handler(auth).handler(ctx -> ctx.response().putHeader("Content-Type", "application/json")
+        .end(envelope().toString()));
+    web.get("/api/state/stream").handler(auth).handler(this::watch);
+    web.get("/api/state/view/:file").handler(auth).handler(this::view);
+    timer = vertx.setPeriodic(TICK_MS, t -> tick());
+  }
+
+  public void close() {
+    if (timer >= 0) {
+      vertx.cancelTimer(timer);
+    }
+    watchers.forEach(response -> {
+      if (!response.ended()) {
+        response.end();
+      }
+    });
+  }
+
+  ObjectNode envelope() {
+    ObjectNode envelope = JsonNodeFactory.instance.objectNode();
+    ObjectNode plugins = envelope.putObject("plugins");
+    sources.forEach(source -> plugins.set(source.id(), source.state()));
+    return envelope;
+  }
+
+  private void watch(RoutingContext ctx) {
+    HttpServerResponse response = ctx.response();
+    response.setChunked(true)
+        .putHeader("Content-Type", "text/event-stream")
+        .putHeader("Cache-Control", "no-store")
+        .putHeader("X-Accel-Buffering", "no");
+    response.write("retry: 2000\n\n" + event(envelope().toString()));
+    watchers.add(response);
+    response.closeHandler(v -> watchers.remove(response));
+  }
+
+  private void tick() {
+    if (watchers.isEmpty()) {
+      return;
+    }
+    String now = envelope().toString();
+    long at = System.currentTimeMillis();
+    if (now.equals(last) && at - lastSent < BEAT_MS) {
+      return;
+    }
+    last = now;
+    lastSent = at;
+    String event = event(now);
+    for (HttpServerResponse watcher : watchers) {
+      if (watcher.closed() || watcher.ended()) {
+        watchers.remove(watcher);
+      } else if (!watcher.writeQueueFull()) {
+        watcher.write(event); // a watcher too slow to keep up skips a beat rather than pile up memory
+      }
+    }
+  }
+
+  private static String event(String json) {
+    return "event: state\ndata: " + json + "\n\n";
+  }
+
+  private void view(RoutingContext ctx) {
+    String file = ctx.pathParam("file");
+    String id = file.endsWith(".html") ? file.substring(0, file.length() - 5) : null;
+    String html = sources.stream().filter(s -> s.id().equals(id)).map(StateSource::view).filter(v -> v != null).findFirst()
+        .orElse(null);
+    if (html == null) {
+      ApiError.notFound("no plugin view '" + file + "'").send(ctx.response());
+      return;
+    }
+    ctx.response().putHeader("Content-Type", "text/html; charset=utf-8").end(html);
+  }
+}

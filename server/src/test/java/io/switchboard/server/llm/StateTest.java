@@ -1,0 +1,85 @@
+package io.switchboard.server.llm;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.switchboard.fakeupstream.FakeUpstream;
+import java.net.URI;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.time.Duration;
+import java.util.Iterator;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+
+/** The state API: the envelope, its live stream, and its keys. */
+class StateTest {
+
+  private static final ObjectMapper JSON = new ObjectMapper();
+
+  @Test
+  void theStateStreamShowsAWorkerThatConnectsWhileWatching() throws Exception {
+    try (TestGateway gateway = TestGateway.start()) {
+      JsonNode envelope = JSON.readTree(gateway.get("/api/state").body());
+      assertEquals("not_ready", envelope.at("/plugins/llm/status").asText());
+      assertEquals(0, envelope.at("/plugins/llm/workers").size());
+      assertTrue(envelope.at("/plugins/mcp/relays").isArray(), envelope.toString());
+
+      HttpResponse<Stream<String>> stream = gateway.http().send(HttpRequest.newBuilder(URI.create(gateway.url() + "/api/state/stream"))
+          .build(), HttpResponse.BodyHandlers.ofLines());
+      assertEquals(200, stream.statusCode());
+      assertEquals("text/event-stream", stream.headers().firstValue("Content-Type").orElse(""));
+      Iterator<String> lines = stream.body().iterator();
+      JsonNode first = nextState(lines);
+      assertEquals("not_ready", first.at("/plugins/llm/status").asText(), "a watcher gets the state at once");
+
+      gateway.worker(gateway.fake(FakeUpstream.Behavior.defaults().withModels("m")), c -> c.withIdentity("late-gpu", null));
+      CompletableFuture<JsonNode> joined = CompletableFuture.supplyAsync(() -> {
+        while (true) {
+          JsonNode next = nextState(lines);
+          if (next.at("/plugins/llm/status").asText().equals("ready")) {
+            return next;
+          }
+        }
+      });
+      JsonNode ready = joined.get(10, TimeUnit.SECONDS);
+      JsonNode worker = ready.at("/plugins/llm/workers/0");
+      assertEquals("late-gpu", worker.path("id").asText());
+      assertEquals(List.of("m"), List.of(worker.path("models").get(0).asText()));
+      assertEquals("m", ready.at("/plugins/llm/models/0/id").asText());
+      stream.body().close();
+
+      assertEquals(404, gateway.get("/api/state/view/nope.html").statusCode());
+    }
+  }
+
+  @Test
+  void theStateApiTakesTheApiKey() {
+    try (TestGateway gateway = TestGateway.start(TestGateway.config("sk-state", null, 10, Duration.ofSeconds(5),
+        Duration.ofSeconds(10), List.of()))) {
+      assertEquals(401, gateway.get("/api/state").statusCode());
+      assertEquals(401, gateway.get("/api/state/stream").statusCode());
+      assertEquals(200, gateway.get("/api/state", "Authorization", "Bearer sk-state").statusCode());
+    }
+  }
+
+  /** The data of the next {@code state} event. */
+  private static JsonNode nextState(Iterator<String> lines) {
+    while (lines.hasNext()) {
+      String line = lines.next();
+      if (line.startsWith("data: ")) {
+        try {
+          return JSON.readTree(line.substring(6));
+        } catch (Exception e) {
+          throw new IllegalStateException(e);
+        }
+      }
+    }
+    throw new IllegalStateException("the stream ended");
+  }
+}
