@@ -26,9 +26,16 @@ public final class LlmState implements StateSource {
     this.status = status;
   }
 
+  private static final String VIEW = StateSource.resource("llm.html");
+
   @Override
   public String id() {
     return "llm";
+  }
+
+  @Override
+  public String view() {
+    return VIEW;
   }
 
   @Override

@@ -100,9 +100,16 @@ public final class McpPlugin implements StateSource {
     });
   }
 
+  private static final String VIEW = StateSource.resource("mcp.html");
+
   @Override
   public String id() {
     return "mcp";
+  }
+
+  @Override
+  public String view() {
+    return VIEW;
   }
 
   /** The connected relays and their calls in flight. */

@@ -37,7 +37,15 @@ public final class StateRoutes {
     this.sources = List.copyOf(sources);
   }
 
+  private static final String DASHBOARD = StateSource.resource("dashboard.html");
+
+  /**
+   * Adds the routes. The dashboard page itself is served to anyone: it holds no data, and asks for
+   * the key that the state endpoints it reads need.
+   */
   public void mount(Router web, Handler<RoutingContext> auth) {
+    web.get("/state").handler(ctx -> ctx.response().putHeader("Content-Type", "text/html; charset=utf-8")
+        .putHeader("Cache-Control", "no-store").end(DASHBOARD));
     web.get("/api/state").handler(auth).handler(ctx -> ctx.response().putHeader("Content-Type", "application/json")
         .end(envelope().toString()));
     web.get("/api/state/stream").handler(auth).handler(this::watch);
