@@ -2,6 +2,7 @@ package io.switchboard.server;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.switchboard.protocol.BuildInfo;
+import io.switchboard.server.docs.ApiDocs;
 import io.switchboard.server.http.Admission;
 import io.switchboard.server.http.ApiError;
 import io.switchboard.server.http.ApiException;
@@ -25,6 +26,7 @@ import io.vertx.core.VerticleBase;
 import io.vertx.core.Vertx;
 import io.vertx.core.http.HttpServer;
 import io.vertx.core.http.HttpServerOptions;
+import io.vertx.ext.web.Route;
 import io.vertx.ext.web.Router;
 import io.vertx.ext.web.RoutingContext;
 import io.vertx.ext.web.handler.BodyHandler;
@@ -79,6 +81,7 @@ public final class SwitchboardServer {
     this.web = Router.router(vertx);
     web.route().handler(BodyHandler.create(false).setBodyLimit(config.maxBodyBytes()));
     SystemRoutes.mount(web, admission);
+    ApiDocs.mount(web);
     llm.mount(web, new ApiKeyAuth(inferenceKeys(config), false), admission);
     instanceRoutes.mount(web, new ApiKeyAuth(managementKeys(config), true));
     mcp.mount(web, admission, new ApiKeyAuth(inferenceKeys(config), false), new ApiKeyAuth(managementKeys(config), false));
@@ -203,6 +206,27 @@ public final class SwitchboardServer {
 
   public int port() {
     return port;
+  }
+
+  /**
+   * Every operation this server serves, as {@code METHOD /path} with OpenAPI's {@code {param}}
+   * placeholders; {@code ANY} where a route takes every method. What the API document must list.
+   */
+  public List<String> operations() {
+    List<String> operations = new ArrayList<>();
+    for (Route route : web.getRoutes()) {
+      String path = route.getPath();
+      if (path == null) {
+        continue;
+      }
+      String openApiPath = path.replaceAll(":([A-Za-z]+)", "{$1}").replace("*", "{path}");
+      if (route.methods() == null || route.methods().isEmpty()) {
+        operations.add("ANY " + openApiPath);
+      } else {
+        route.methods().forEach(method -> operations.add(method.name() + " " + openApiPath));
+      }
+    }
+    return operations.stream().distinct().sorted().toList();
   }
 
   public LlmPlugin llm() {

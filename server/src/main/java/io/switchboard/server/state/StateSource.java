@@ -1,10 +1,7 @@
 package io.switchboard.server.state;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import java.io.IOException;
-import java.io.InputStream;
-import java.io.UncheckedIOException;
-import java.nio.charset.StandardCharsets;
+import io.switchboard.server.http.Resources;
 
 /** A plugin's part of the state API: its state as JSON, and optionally an HTML fragment for the dashboard. */
 public interface StateSource {
@@ -20,15 +17,8 @@ public interface StateSource {
     return null;
   }
 
-  /** A view packaged as a resource under {@code state/}, read once. */
+  /** A view packaged as a resource under {@code state/}. */
   static String resource(String name) {
-    try (InputStream in = StateSource.class.getResourceAsStream("/state/" + name)) {
-      if (in == null) {
-        throw new IllegalStateException("missing resource state/" + name);
-      }
-      return new String(in.readAllBytes(), StandardCharsets.UTF_8);
-    } catch (IOException e) {
-      throw new UncheckedIOException(e);
-    }
+    return Resources.text("/state/" + name);
   }
 }
