@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.switchboard.server.metrics.Metrics;
 import io.switchboard.server.state.StateSource;
+import java.time.Instant;
 import java.util.function.Supplier;
 
 /** The {@code llm} plugin's state: server status, workers, models, instances and traffic totals. */
@@ -45,7 +46,9 @@ public final class LlmState implements StateSource {
     for (Worker worker : router.workers()) {
       ObjectNode w = workers.addObject().put("id", worker.id()).put("name", worker.name()).put("local", worker.local())
           .put("max_concurrency", worker.maxConcurrency()).put("in_flight", router.inFlight(worker))
-          .put("draining", worker.draining()).put("connected_at", worker.connectedAt().toString());
+          .put("draining", worker.draining()).put("connected_at", worker.connectedAt().toString())
+          .put("last_heard_at", Instant.ofEpochMilli(worker.lastHeardMillis()).toString())
+          .put("requests", worker.requests()).put("errors", worker.errors());
       worker.models().forEach(w.putArray("models")::add);
     }
     ArrayNode models = state.putArray("models");

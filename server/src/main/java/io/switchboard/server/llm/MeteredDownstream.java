@@ -18,6 +18,7 @@ final class MeteredDownstream implements Dispatch.Downstream {
   private final Dispatch.Downstream next;
   private final Metrics.Request account;
   private int status = 200;
+  private Worker worker;
 
   MeteredDownstream(Dispatch.Downstream next, Metrics.Request account) {
     this.next = next;
@@ -27,6 +28,7 @@ final class MeteredDownstream implements Dispatch.Downstream {
   @Override
   public void head(Worker worker, int status, Map<String, String> headers) {
     this.status = status;
+    this.worker = worker;
     next.head(worker, status, headers);
   }
 
@@ -47,12 +49,18 @@ final class MeteredDownstream implements Dispatch.Downstream {
   @Override
   public void complete() {
     account.end(status);
+    if (worker != null) {
+      worker.answered(status >= 400);
+    }
     next.complete();
   }
 
   @Override
   public void fail(ApiError error, boolean headSent) {
     account.end(error.status());
+    if (worker != null) {
+      worker.answered(true);
+    }
     next.fail(error, headSent);
   }
 

@@ -3,6 +3,7 @@ package io.switchboard.server.llm;
 import io.switchboard.worker.backend.Backend;
 import java.time.Instant;
 import java.util.List;
+import java.util.concurrent.atomic.LongAdder;
 
 /**
  * A worker as the router sees it: what it serves, how much it may take, and how to reach it. The
@@ -19,6 +20,9 @@ public final class Worker {
   private volatile int maxConcurrency;
   private volatile int embeddingBatchSize;
   private volatile boolean draining;
+  private volatile long lastHeardMillis = System.currentTimeMillis();
+  private final LongAdder requests = new LongAdder();
+  private final LongAdder errors = new LongAdder();
   int inFlight;
   long lastDispatch;
 
@@ -68,6 +72,32 @@ public final class Worker {
 
   public boolean draining() {
     return draining;
+  }
+
+  /** When the worker last sent anything: a heartbeat, an answer. */
+  public long lastHeardMillis() {
+    return lastHeardMillis;
+  }
+
+  void heard() {
+    lastHeardMillis = System.currentTimeMillis();
+  }
+
+  /** Requests this worker answered since it connected. */
+  public long requests() {
+    return requests.sum();
+  }
+
+  /** Of those, the ones that ended in an error. */
+  public long errors() {
+    return errors.sum();
+  }
+
+  void answered(boolean failed) {
+    requests.increment();
+    if (failed) {
+      errors.increment();
+    }
   }
 
   void models(List<String> next) {

@@ -84,6 +84,10 @@ final class WorkerConnection implements Backend {
 
   private void onText(String text) {
     lastHeard = System.nanoTime();
+    Worker registered = worker;
+    if (registered != null) {
+      registered.heard();
+    }
     WorkerMessage message;
     try {
       message = WireCodec.decode(text);

@@ -117,8 +117,16 @@ public final class McpPlugin implements StateSource {
   public JsonNode state() {
     ObjectNode state = JsonNodeFactory.instance.objectNode();
     ArrayNode list = state.putArray("relays");
-    relays.all().forEach(r -> list.addObject().put("id", r.id()).put("name", r.name()).put("in_flight", r.inFlight()));
+    List<McpTools.Tool> tools = toolRoutes.lastSeen();
+    relays.all().forEach(r -> {
+      ObjectNode relay = list.addObject().put("id", r.id()).put("name", r.name()).put("in_flight", r.inFlight())
+          .put("calls", r.calls()).put("errors", r.failures());
+      ArrayNode names = relay.putArray("tools");
+      tools.stream().filter(t -> t.source().equals(r.id())).forEach(t -> names.add(t.id()));
+    });
     state.put("configured_servers", configured.size());
+    ArrayNode catalog = state.putArray("tools");
+    tools.forEach(t -> catalog.addObject().put("id", t.id()).put("source", t.source()).put("enabled", toolRoutes.enabled(t.id())));
     return state;
   }
 

@@ -50,6 +50,15 @@ final class McpToolRoutes {
     web.put("/v1/admin/mcp/tools/:toolId/filters").handler(adminAuth).handler(ctx -> adminOne(ctx, this::setFilters));
   }
 
+  /** The tools the last listing found, with whether each is enabled. */
+  List<McpTools.Tool> lastSeen() {
+    return tools.lastSeen();
+  }
+
+  boolean enabled(String toolId) {
+    return settingsOf(toolId).enabled();
+  }
+
   private ToolSettingsStore.Settings settingsOf(String toolId) {
     return settings.getOrDefault(toolId, ToolSettingsStore.Settings.defaults(toolId));
   }

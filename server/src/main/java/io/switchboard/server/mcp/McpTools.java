@@ -35,6 +35,7 @@ final class McpTools {
   record Tool(String id, String name, String source, JsonNode definition) {}
 
   private final Supplier<List<Source>> sources;
+  private volatile List<Tool> lastSeen = List.of();
 
   McpTools(Supplier<List<Source>> sources) {
     this.sources = sources;
@@ -61,8 +62,14 @@ final class McpTools {
           tools.add(new Tool(seen.get(name) > 1 ? source + "__" + name : name, name, source, definition));
         }
       }
+      lastSeen = List.copyOf(tools);
       return tools;
     });
+  }
+
+  /** The catalog as the last listing found it, for the state API, which must not wait on servers. */
+  List<Tool> lastSeen() {
+    return lastSeen;
   }
 
   /** Calls a tool by catalog id with the client's JSON-RPC request; the answer carries the client's id. */

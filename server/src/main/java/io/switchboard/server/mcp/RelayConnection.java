@@ -44,6 +44,7 @@ final class RelayConnection {
   private final String bearer;
   private final Map<Long, Promise<RelayMessage.RpcResult>> pending = new ConcurrentHashMap<>();
   private final AtomicLong reqs = new AtomicLong();
+  private final AtomicLong failures = new AtomicLong();
   private volatile String id;
   private volatile String name;
   private volatile long lastHeard = System.nanoTime();
@@ -69,6 +70,16 @@ final class RelayConnection {
 
   int inFlight() {
     return pending.size();
+  }
+
+  /** Messages passed to this relay since it connected. */
+  long calls() {
+    return reqs.get();
+  }
+
+  /** Of those, the ones that got no answer (timeout, disconnect) or an error status. */
+  long failures() {
+    return failures.get();
   }
 
   void start() {
@@ -112,7 +123,12 @@ final class RelayConnection {
       }
     });
     send(new RelayMessage.Rpc(req, payload, auth));
-    return new Call(req, answer.future().onComplete(ar -> vertx.cancelTimer(deadline)));
+    return new Call(req, answer.future().onComplete(ar -> {
+      vertx.cancelTimer(deadline);
+      if (ar.failed() || ar.result().status() >= 400) {
+        failures.incrementAndGet();
+      }
+    }));
   }
 
   /** One message on its way: its number, to cancel it, and the answer to come. */

@@ -54,6 +54,15 @@ class StateTest {
       assertEquals("m", ready.at("/plugins/llm/models/0/id").asText());
       stream.body().close();
 
+      assertEquals(200, gateway.post("/v1/chat/completions", TestGateway.chatBody("m", false)).statusCode());
+      assertEquals(404, gateway.post("/v1/chat/completions", TestGateway.chatBody("unknown", false)).statusCode());
+      JsonNode after = JSON.readTree(gateway.get("/api/state").body()).at("/plugins/llm");
+      assertEquals(1, after.at("/workers/0/requests").asInt());
+      assertEquals(0, after.at("/workers/0/errors").asInt());
+      assertTrue(after.at("/workers/0/last_heard_at").asText().startsWith("20"), after.toString());
+      assertEquals(2, after.at("/aggregates/requests").asInt());
+      assertEquals(1, after.at("/aggregates/succeeded").asInt());
+
       assertEquals(404, gateway.get("/api/state/view/nope.html").statusCode());
     }
   }

@@ -306,6 +306,21 @@ class RelayTest {
   }
 
   @Test
+  void theStateShowsRelaysWithTheirToolsCallsAndErrors() throws Exception {
+    toolNames();
+    post("/api/mcp/id/echo", "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"echo\",\"arguments\":{\"text\":\"x\"}}}");
+    JsonNode mcp = JSON.readTree(http.send(HttpRequest.newBuilder(URI.create(url() + "/api/state")).build(),
+        HttpResponse.BodyHandlers.ofString()).body()).at("/plugins/mcp");
+    JsonNode relayState = mcp.at("/relays/0");
+    assertEquals("echo", relayState.path("id").asText());
+    assertEquals(List.of("echo", "fail", "slow"), List.of(relayState.at("/tools/0").asText(), relayState.at("/tools/1").asText(),
+        relayState.at("/tools/2").asText()));
+    assertTrue(relayState.path("calls").asInt() >= 2, relayState.toString());
+    assertEquals(0, relayState.path("errors").asInt());
+    assertEquals(3, mcp.path("tools").size());
+  }
+
+  @Test
   void twoServersWithTheSameToolNameGetDistinctIds() throws Exception {
     RelayAgent twin = new RelayAgent(vertx, new RelayConfig(url(), "ck", "twin", null, null, null), stdio);
     twin.start().await();
