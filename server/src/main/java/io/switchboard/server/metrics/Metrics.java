@@ -142,7 +142,7 @@ public final class Metrics {
     public void firstByte() {
       if (!firstByteSeen) {
         firstByteSeen = true;
-        Timer.builder("switchboard.time.to.first.byte").description("Time until the first byte of the answer")
+        Timer.builder("switchboard.time.to.first.token").description("Time until the first byte of the answer: the first token of a stream")
             .tags("model", model, "endpoint", endpoint).publishPercentileHistogram()
             .minimumExpectedValue(Duration.ofMillis(1)).maximumExpectedValue(Duration.ofMinutes(2))
             .register(registry).record(System.nanoTime() - started, TimeUnit.NANOSECONDS);

@@ -75,7 +75,7 @@ class MetricsTest {
       assertEquals(4, sample(samples, "switchboard_requests_total", "model=\"chat\"", "status=\"200\""));
       assertEquals(1, sample(samples, "switchboard_requests_total", "model=\"nope\"", "status=\"404\""));
       assertEquals(4, sample(samples, "switchboard_request_duration_seconds_count", "model=\"chat\""));
-      assertEquals(4, sample(samples, "switchboard_time_to_first_byte_seconds_count", "model=\"chat\""));
+      assertEquals(4, sample(samples, "switchboard_time_to_first_token_seconds_count", "model=\"chat\""));
       assertEquals(4 * 5, sample(samples, "switchboard_tokens_total", "model=\"chat\"", "direction=\"in\""));
       assertEquals(4 * 12, sample(samples, "switchboard_tokens_total", "model=\"chat\"", "direction=\"out\""));
       assertEquals(0, sample(samples, "switchboard_requests_in_flight"));
