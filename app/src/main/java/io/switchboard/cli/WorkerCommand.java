@@ -3,7 +3,9 @@ package io.switchboard.cli;
 import io.switchboard.worker.WorkerAgent;
 import io.switchboard.worker.WorkerConfig;
 import io.switchboard.worker.WorkerRejectedException;
+import io.switchboard.worker.backend.Backend;
 import io.switchboard.worker.backend.UpstreamBackend;
+import io.switchboard.worker.llamacpp.LlamaBackend;
 import io.vertx.core.Vertx;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -45,15 +47,26 @@ final class WorkerCommand implements Callable<Integer> {
       Duration requestTimeout,
       Duration modelPollInterval,
       Duration drainTimeout,
-      Duration reconnectMax) {
+      Duration reconnectMax,
+      List<String> gguf,
+      Integer ctxSize,
+      Integer threads,
+      Integer gpuLayers,
+      Integer parallel) {
 
     Settings {
       if (serverUrl == null) {
         throw new IllegalArgumentException("--server (SERVER_URL) is required, e.g. --server http://gateway:8080");
       }
-      if (upstream == null) {
-        throw new IllegalArgumentException("--upstream (UPSTREAM) is required, e.g. --upstream http://127.0.0.1:8081/v1");
+      gguf = gguf == null ? List.of() : List.copyOf(gguf);
+      if ((upstream == null) == gguf.isEmpty()) {
+        throw new IllegalArgumentException("give the worker either --upstream (UPSTREAM), e.g. http://127.0.0.1:8081/v1, "
+            + "or model files with --gguf (GGUF), not both");
       }
+      ctxSize = Objects.requireNonNullElse(ctxSize, 4096);
+      threads = Objects.requireNonNullElse(threads, Math.max(1, Runtime.getRuntime().availableProcessors()));
+      gpuLayers = Objects.requireNonNullElse(gpuLayers, 0);
+      parallel = Objects.requireNonNullElse(parallel, 2);
       models = models == null ? List.of() : models;
       maxConcurrency = Objects.requireNonNullElse(maxConcurrency, 4);
       embeddingBatchSize = Objects.requireNonNullElse(embeddingBatchSize, 0);
@@ -114,13 +127,43 @@ final class WorkerCommand implements Callable<Integer> {
   @Option(names = "--reconnect-max", description = "Longest wait between reconnect attempts (default 30s).")
   String reconnectMax;
 
+  @Option(names = "--gguf", paramLabel = "FILE",
+      description = "Serve this GGUF model file in-process with llama.cpp instead of an upstream (repeatable; env GGUF, comma-separated).")
+  List<String> gguf;
+
+  @Option(names = "--ctx-size", description = "Context size of each GGUF model, all slots together (default 4096).")
+  Integer ctxSize;
+
+  @Option(names = "--threads", description = "CPU threads for GGUF generation (default: all cores).")
+  Integer threads;
+
+  @Option(names = "--gpu-layers", description = "Layers of each GGUF model to offload to the GPU (default 0).")
+  Integer gpuLayers;
+
+  @Option(names = "--parallel", description = "Requests each GGUF model serves at once; also the worker's max concurrency (default 2).")
+  Integer parallel;
+
   @Override
   public Integer call() {
     Settings settings = load(System.getenv());
     Vertx vertx = Vertx.vertx();
-    UpstreamBackend backend = new UpstreamBackend(vertx, settings.upstream(), settings.upstreamApiKey(), settings.models(),
-        settings.requestTimeout());
-    WorkerAgent agent = new WorkerAgent(vertx, settings.toWorkerConfig(), backend);
+    Backend backend;
+    WorkerConfig workerConfig = settings.toWorkerConfig();
+    if (settings.gguf().isEmpty()) {
+      backend = new UpstreamBackend(vertx, settings.upstream(), settings.upstreamApiKey(), settings.models(), settings.requestTimeout());
+    } else {
+      LlamaBackend llama = new LlamaBackend(vertx, new LlamaBackend.Options(settings.ctxSize(), settings.threads(),
+          settings.gpuLayers(), settings.parallel()));
+      List<String> loaded = llama.load(settings.gguf().stream().map(Path::of).toList()).await();
+      if (loaded.isEmpty()) {
+        System.err.println("switchboard worker: none of the GGUF files could be loaded; see the log above");
+        vertx.close();
+        return 1;
+      }
+      backend = llama;
+      workerConfig = workerConfig.withCapacity(llama.slots(), settings.embeddingBatchSize());
+    }
+    WorkerAgent agent = new WorkerAgent(vertx, workerConfig, backend);
     CompletableFuture<Integer> exit = new CompletableFuture<>();
     agent.terminated().onComplete(ar -> exit.complete(
         ar.succeeded() ? 0 : ar.cause() instanceof WorkerRejectedException ? 3 : 1));
@@ -153,6 +196,11 @@ final class WorkerCommand implements Callable<Integer> {
     flags.put("model_poll_interval", modelPollInterval);
     flags.put("drain_timeout", drainTimeout);
     flags.put("reconnect_max", reconnectMax);
+    flags.put("gguf", gguf);
+    flags.put("ctx_size", ctxSize);
+    flags.put("threads", threads);
+    flags.put("gpu_layers", gpuLayers);
+    flags.put("parallel", parallel);
     Path file = config != null ? config : env.get("CONFIG_FILE") == null ? null : Path.of(env.get("CONFIG_FILE"));
     return new ConfigLoader(env).load(Settings.class, file, flags);
   }

@@ -1,0 +1,93 @@
+package io.switchboard.server.llm;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.openai.client.OpenAIClient;
+import com.openai.core.http.StreamResponse;
+import com.openai.models.chat.completions.ChatCompletion;
+import com.openai.models.chat.completions.ChatCompletionChunk;
+import com.openai.models.chat.completions.ChatCompletionCreateParams;
+import com.openai.models.chat.completions.ChatCompletionStreamOptions;
+import io.switchboard.fakeupstream.TinyGguf;
+import io.switchboard.worker.WorkerAgent;
+import io.switchboard.worker.llamacpp.LlamaBackend;
+import io.vertx.core.Vertx;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+
+/** Real llama.cpp inference on a GGUF the test writes, through the server, with the OpenAI SDK as the client. */
+class LlamaBackendTest {
+
+  @Test
+  void aWorkerServesAGgufFileItLoadedItself() throws Exception {
+    Path dir = Files.createTempDirectory("gguf");
+    Path model = TinyGguf.write(dir.resolve("tiny.gguf"));
+    Path broken = Files.writeString(dir.resolve("broken.gguf"), "not a model");
+    Vertx own = Vertx.vertx();
+    LlamaBackend backend = new LlamaBackend(own, new LlamaBackend.Options(1024, 2, 0, 2));
+    try (TestGateway gateway = TestGateway.start()) {
+      assertEquals(List.of("tiny"), backend.load(List.of(broken, model)).await(), "the broken file is left out, the good one served");
+      WorkerAgent worker = new WorkerAgent(own, gateway.workerConfig().withCapacity(backend.slots(), 0), backend);
+      worker.start().await();
+      OpenAIClient openai = gateway.openai();
+
+      ChatCompletion answer = openai.chat().completions().create(ChatCompletionCreateParams.builder()
+          .model("tiny").addUserMessage("hello world").maxCompletionTokens(8).seed(7).temperature(0.0).build());
+      long generated = answer.usage().orElseThrow().completionTokens();
+      assertTrue(generated >= 1 && generated <= 8, "at most max tokens: " + generated);
+      assertEquals(generated == 8 ? "length" : "stop", answer.choices().getFirst().finishReason().toString());
+      assertTrue(answer.usage().orElseThrow().promptTokens() > 5, "the chat template made a prompt of several tokens");
+      assertEquals("assistant", answer.choices().getFirst().message()._role().toString().replace("\"", ""));
+
+      List<String> pieces = new ArrayList<>();
+      long[] usage = new long[1];
+      try (StreamResponse<ChatCompletionChunk> stream = openai.chat().completions().createStreaming(ChatCompletionCreateParams.builder()
+          .model("tiny").addUserMessage("hello").maxCompletionTokens(6)
+          .streamOptions(ChatCompletionStreamOptions.builder().includeUsage(true).build()).build())) {
+        stream.stream().forEach(chunk -> {
+          chunk.choices().forEach(choice -> choice.delta().content().filter(t -> !t.isEmpty()).ifPresent(pieces::add));
+          chunk.usage().ifPresent(u -> usage[0] = u.completionTokens());
+        });
+      }
+      assertFalse(pieces.isEmpty(), "tokens streamed one by one");
+      assertEquals(pieces.size(), usage[0], "usage counts the streamed tokens");
+      assertTrue(usage[0] <= 6);
+
+      try (ExecutorService threads = Executors.newFixedThreadPool(2)) {
+        List<Future<Long>> both = new ArrayList<>();
+        for (int i = 0; i < 2; i++) {
+          both.add(threads.submit(() -> openai.chat().completions().create(ChatCompletionCreateParams.builder()
+              .model("tiny").addUserMessage("test model").maxCompletionTokens(20).build()).usage().orElseThrow().completionTokens()));
+        }
+        for (Future<Long> one : both) {
+          long tokens = one.get(60, TimeUnit.SECONDS);
+          assertTrue(tokens >= 1 && tokens <= 20, "two requests in parallel slots: " + tokens);
+        }
+      }
+
+      CompletableFuture<Integer> cut = CompletableFuture.supplyAsync(() -> {
+        try (StreamResponse<ChatCompletionChunk> stream = openai.chat().completions().createStreaming(
+            ChatCompletionCreateParams.builder().model("tiny").addUserMessage("stream").maxCompletionTokens(400).build())) {
+          return (int) stream.stream().limit(3).count();
+        }
+      });
+      assertEquals(3, cut.get(30, TimeUnit.SECONDS));
+      TestGateway.eventually("the cancelled generation gave its slot back",
+          () -> gateway.server.llm().router().workers().stream().allMatch(w -> gateway.server.llm().router().inFlight(w) == 0));
+      worker.stop().await();
+    } finally {
+      backend.close();
+      own.close().await();
+    }
+  }
+}
