@@ -29,6 +29,8 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicReference;
 import org.slf4j.Logger;
@@ -58,6 +60,11 @@ public final class LlamaBackend implements Backend {
   private final Vertx vertx;
   private final Options options;
   private final Map<String, LlamaModel> models = new ConcurrentHashMap<>();
+  /**
+   * Platform threads, not virtual ones: a generation blocks inside native code, which would pin a
+   * virtual thread's carrier and, with a few generations, stall every virtual thread of the process.
+   */
+  private final ExecutorService generators = Executors.newCachedThreadPool(Thread.ofPlatform().name("llama-", 0).daemon().factory());
 
   public LlamaBackend(Vertx vertx, Options options) {
     this.vertx = vertx;
@@ -115,7 +122,7 @@ public final class LlamaBackend implements Backend {
     Context context = vertx.getOrCreateContext();
     AtomicBoolean cancelled = new AtomicBoolean();
     AtomicReference<LlamaIterator> running = new AtomicReference<>();
-    Thread.ofVirtual().name("llama-request").start(() -> {
+    generators.execute(() -> {
       try {
         run(request, new ContextSink(context, sink), cancelled, running);
       } catch (RuntimeException e) {
@@ -251,6 +258,7 @@ public final class LlamaBackend implements Backend {
   /** Unloads every model. */
   @Override
   public Future<Void> close() {
+    generators.shutdownNow();
     models.values().forEach(LlamaModel::close);
     models.clear();
     return Future.succeededFuture();
