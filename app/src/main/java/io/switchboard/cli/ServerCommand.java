@@ -85,6 +85,10 @@ final class ServerCommand implements Callable<Integer> {
   @Option(names = "--metrics-port", description = "Serve /metrics on this port only (env METRICS_PORT); default: on the main port.")
   Integer metricsPort;
 
+  @Option(names = "--gguf", paramLabel = "FILE",
+      description = "Serve this GGUF model file in-process on the server's own local worker (repeatable; env GGUF, comma-separated).")
+  List<String> gguf;
+
   @Override
   public Integer call() throws InterruptedException {
     ServerConfig settings = load(System.getenv());
@@ -123,6 +127,7 @@ final class ServerCommand implements Callable<Integer> {
     flags.put("llama_server", llamaServer);
     flags.put("database_url", databaseUrl);
     flags.put("metrics_port", metricsPort);
+    flags.put("gguf", gguf == null ? null : Map.of("files", gguf));
     List<String> urls = upstream != null ? upstream
         : env.get("UPSTREAM") == null ? null : List.of(env.get("UPSTREAM").split(","));
     if (urls != null) {

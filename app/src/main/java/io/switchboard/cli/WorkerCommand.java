@@ -49,6 +49,7 @@ final class WorkerCommand implements Callable<Integer> {
       Duration drainTimeout,
       Duration reconnectMax,
       List<String> gguf,
+      List<String> ggufEmbedding,
       Integer ctxSize,
       Integer threads,
       Integer gpuLayers,
@@ -59,7 +60,8 @@ final class WorkerCommand implements Callable<Integer> {
         throw new IllegalArgumentException("--server (SERVER_URL) is required, e.g. --server http://gateway:8080");
       }
       gguf = gguf == null ? List.of() : List.copyOf(gguf);
-      if ((upstream == null) == gguf.isEmpty()) {
+      ggufEmbedding = ggufEmbedding == null ? List.of() : List.copyOf(ggufEmbedding);
+      if ((upstream == null) == (gguf.isEmpty() && ggufEmbedding.isEmpty())) {
         throw new IllegalArgumentException("give the worker either --upstream (UPSTREAM), e.g. http://127.0.0.1:8081/v1, "
             + "or model files with --gguf (GGUF), not both");
       }
@@ -131,6 +133,10 @@ final class WorkerCommand implements Callable<Integer> {
       description = "Serve this GGUF model file in-process with llama.cpp instead of an upstream (repeatable; env GGUF, comma-separated).")
   List<String> gguf;
 
+  @Option(names = "--gguf-embedding", paramLabel = "FILE",
+      description = "Serve this GGUF model file for embeddings (repeatable; env GGUF_EMBEDDING, comma-separated).")
+  List<String> ggufEmbedding;
+
   @Option(names = "--ctx-size", description = "Context size of each GGUF model, all slots together (default 4096).")
   Integer ctxSize;
 
@@ -149,12 +155,13 @@ final class WorkerCommand implements Callable<Integer> {
     Vertx vertx = Vertx.vertx();
     Backend backend;
     WorkerConfig workerConfig = settings.toWorkerConfig();
-    if (settings.gguf().isEmpty()) {
+    if (settings.gguf().isEmpty() && settings.ggufEmbedding().isEmpty()) {
       backend = new UpstreamBackend(vertx, settings.upstream(), settings.upstreamApiKey(), settings.models(), settings.requestTimeout());
     } else {
       LlamaBackend llama = new LlamaBackend(vertx, new LlamaBackend.Options(settings.ctxSize(), settings.threads(),
           settings.gpuLayers(), settings.parallel()));
-      List<String> loaded = llama.load(settings.gguf().stream().map(Path::of).toList()).await();
+      List<String> loaded = llama.load(settings.gguf().stream().map(Path::of).toList(),
+          settings.ggufEmbedding().stream().map(Path::of).toList()).await();
       if (loaded.isEmpty()) {
         System.err.println("switchboard worker: none of the GGUF files could be loaded; see the log above");
         vertx.close();
@@ -197,6 +204,7 @@ final class WorkerCommand implements Callable<Integer> {
     flags.put("drain_timeout", drainTimeout);
     flags.put("reconnect_max", reconnectMax);
     flags.put("gguf", gguf);
+    flags.put("gguf_embedding", ggufEmbedding);
     flags.put("ctx_size", ctxSize);
     flags.put("threads", threads);
     flags.put("gpu_layers", gpuLayers);

@@ -115,6 +115,10 @@ class CommandTest {
     assertEquals(Duration.ofMinutes(5), config.instances().startTimeout());
     assertEquals(Duration.ofSeconds(30), config.instances().stopTimeout(), "default");
     assertEquals("llama-server", new ServerCommand().load(Map.of()).llamaServer(), "default");
+    assertEquals(List.of("/m/a.gguf", "/m/b.gguf"), new ServerCommand().load(Map.of("GGUF", "/m/a.gguf, /m/b.gguf")).gguf().files());
+    ServerCommand withGguf = new ServerCommand();
+    new CommandLine(withGguf).parseArgs("--gguf", "/m/c.gguf");
+    assertEquals(List.of("/m/c.gguf"), withGguf.load(Map.of()).gguf().files());
     IllegalArgumentException range = assertThrows(IllegalArgumentException.class,
         () -> command.load(Map.of("CONFIG_FILE", write("instances:\n  port_range: 9000-80\n"))));
     assertTrue(range.getMessage().contains("port_range"), range.getMessage());

@@ -3,6 +3,7 @@ package io.switchboard.server;
 import com.fasterxml.jackson.annotation.JsonCreator;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
@@ -33,6 +34,7 @@ import java.util.Objects;
  * @param mcpServers Streamable HTTP MCP servers whose tools the server offers itself, besides those of relays
  * @param metricsPort a port of its own for {@code /metrics}; null serves it on the main port
  * @param modelPrices prices per million tokens by model, for the estimated costs of the JSON metrics
+ * @param gguf GGUF files the server's own local worker serves in-process with llama.cpp
  */
 public record ServerConfig(
     String host,
@@ -56,7 +58,8 @@ public record ServerConfig(
     InstanceSettings instances,
     List<McpServer> mcpServers,
     Integer metricsPort,
-    Map<String, Price> modelPrices) {
+    Map<String, Price> modelPrices,
+    LocalModels gguf) {
 
   public ServerConfig {
     host = Objects.requireNonNullElse(host, "0.0.0.0");
@@ -80,6 +83,7 @@ public record ServerConfig(
     instances = Objects.requireNonNullElseGet(instances, InstanceSettings::defaults);
     mcpServers = mcpServers == null ? List.of() : List.copyOf(mcpServers);
     modelPrices = modelPrices == null ? Map.of() : Map.copyOf(modelPrices);
+    gguf = Objects.requireNonNullElseGet(gguf, LocalModels::none);
     if (metricsPort != null && (metricsPort < 0 || metricsPort > 65535)) {
       throw new IllegalArgumentException("metrics_port must be between 0 and 65535, got " + metricsPort);
     }
@@ -97,14 +101,14 @@ public record ServerConfig(
   /** All defaults. */
   public static ServerConfig defaults() {
     return new ServerConfig(null, null, null, null, null, null, null, null, null, null, null, null, null, null,
-        null, null, null, null, null, null, null, null);
+        null, null, null, null, null, null, null, null, null);
   }
 
   /** The same settings on another port. */
   public ServerConfig withPort(int newPort) {
     return new ServerConfig(host, newPort, dataDir, apiKey, clientKey, requestTimeout, queueSize, queueTimeout, drainTimeout,
         heartbeatInterval, maxBodyBytes, maxFrameBytes, modelPollInterval, upstreams, databaseUrl, managementKeys,
-        inferenceKeys, llamaServer, instances, mcpServers, metricsPort, modelPrices);
+        inferenceKeys, llamaServer, instances, mcpServers, metricsPort, modelPrices, gguf);
   }
 
   private static List<String> nonBlank(List<String> keys) {
@@ -227,4 +231,43 @@ public record ServerConfig(
    * @param output per million completion tokens
    */
   public record Price(double input, double output) {}
+
+  /**
+   * GGUF files served in this process with llama.cpp.
+   *
+   * @param files models for chat and completions, each named after its file
+   * @param embedding models for embeddings
+   * @param ctxSize the context of each model, all slots together
+   * @param threads CPU threads for generation (default: all cores)
+   * @param gpuLayers layers offloaded to a GPU
+   * @param parallel requests each model serves at once
+   */
+  public record LocalModels(List<String> files, List<String> embedding, Integer ctxSize, Integer threads, Integer gpuLayers,
+      Integer parallel) {
+
+    @JsonCreator(mode = JsonCreator.Mode.PROPERTIES)
+    public LocalModels {
+      files = files == null ? List.of() : List.copyOf(files);
+      embedding = embedding == null ? List.of() : List.copyOf(embedding);
+      ctxSize = Objects.requireNonNullElse(ctxSize, 4096);
+      threads = Objects.requireNonNullElse(threads, Math.max(1, Runtime.getRuntime().availableProcessors()));
+      gpuLayers = Objects.requireNonNullElse(gpuLayers, 0);
+      parallel = Objects.requireNonNullElse(parallel, 2);
+    }
+
+    /** Files given as one comma-separated string, as in {@code GGUF=a.gguf,b.gguf}. */
+    @JsonCreator(mode = JsonCreator.Mode.DELEGATING)
+    public static LocalModels of(String files) {
+      return new LocalModels(Arrays.stream(files.split(",")).map(String::trim).filter(f -> !f.isEmpty()).toList(),
+          null, null, null, null, null);
+    }
+
+    public static LocalModels none() {
+      return new LocalModels(null, null, null, null, null, null);
+    }
+
+    public boolean any() {
+      return !files.isEmpty() || !embedding.isEmpty();
+    }
+  }
 }

@@ -12,6 +12,7 @@ import io.switchboard.server.http.Secret;
 import io.switchboard.server.metrics.Metrics;
 import io.switchboard.worker.backend.BackendRequest;
 import io.switchboard.worker.backend.UpstreamBackend;
+import io.switchboard.worker.llamacpp.LlamaBackend;
 import io.vertx.core.Future;
 import io.vertx.core.Handler;
 import io.vertx.core.Vertx;
@@ -21,6 +22,7 @@ import io.vertx.core.http.HttpServerResponse;
 import io.vertx.ext.web.Router;
 import io.vertx.ext.web.RoutingContext;
 import java.io.IOException;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
@@ -52,6 +54,7 @@ public final class LlmPlugin {
   private final EmbeddingsBatcher batcher;
   private final List<UpstreamBackend> upstreams = new ArrayList<>();
   private long pollTimer = -1;
+  private LlamaBackend localModels;
 
   /**
    * @param router the registry and scheduler of workers, shared with whoever else adds workers
@@ -118,6 +121,9 @@ public final class LlmPlugin {
               backend.baseUrl(), e.getMessage()))
           .otherwiseEmpty());
     }
+    if (config.gguf().any()) {
+      joined.add(startLocalModels(config.gguf()));
+    }
     long every = config.modelPollInterval().toMillis();
     if (!refreshers.isEmpty() && every > 0) {
       pollTimer = vertx.setPeriodic(every, t -> refreshers.forEach(Runnable::run));
@@ -125,7 +131,19 @@ public final class LlmPlugin {
     return Future.all(joined).mapEmpty();
   }
 
+  /** Loads the GGUF files and adds them as one more local worker, with as many slots as llama.cpp has. */
+  private Future<?> startLocalModels(ServerConfig.LocalModels local) {
+    LlamaBackend llama = new LlamaBackend(vertx, new LlamaBackend.Options(local.ctxSize(), local.threads(), local.gpuLayers(),
+        local.parallel()));
+    localModels = llama;
+    return llama.load(local.files().stream().map(Path::of).toList(), local.embedding().stream().map(Path::of).toList())
+        .onSuccess(names -> router.register(new Worker("local:gguf", "gguf", true, llama, names, llama.slots(), 0)));
+  }
+
   public Future<Void> close() {
+    if (localModels != null) {
+      localModels.close();
+    }
     if (pollTimer >= 0) {
       vertx.cancelTimer(pollTimer);
     }

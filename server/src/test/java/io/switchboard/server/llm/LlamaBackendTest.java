@@ -10,12 +10,16 @@ import com.openai.models.chat.completions.ChatCompletion;
 import com.openai.models.chat.completions.ChatCompletionChunk;
 import com.openai.models.chat.completions.ChatCompletionCreateParams;
 import com.openai.models.chat.completions.ChatCompletionStreamOptions;
+import com.openai.models.embeddings.CreateEmbeddingResponse;
+import com.openai.models.embeddings.EmbeddingCreateParams;
 import io.switchboard.fakeupstream.TinyGguf;
+import io.switchboard.server.ServerConfig;
 import io.switchboard.worker.WorkerAgent;
 import io.switchboard.worker.llamacpp.LlamaBackend;
 import io.vertx.core.Vertx;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
@@ -33,10 +37,12 @@ class LlamaBackendTest {
     Path dir = Files.createTempDirectory("gguf");
     Path model = TinyGguf.write(dir.resolve("tiny.gguf"));
     Path broken = Files.writeString(dir.resolve("broken.gguf"), "not a model");
+    Path embedder = TinyGguf.write(dir.resolve("tiny-embed.gguf"));
     Vertx own = Vertx.vertx();
     LlamaBackend backend = new LlamaBackend(own, new LlamaBackend.Options(1024, 2, 0, 2));
     try (TestGateway gateway = TestGateway.start()) {
-      assertEquals(List.of("tiny"), backend.load(List.of(broken, model)).await(), "the broken file is left out, the good one served");
+      assertEquals(List.of("tiny", "tiny-embed"), backend.load(List.of(broken, model), List.of(embedder)).await(),
+          "the broken file is left out, the good ones served");
       WorkerAgent worker = new WorkerAgent(own, gateway.workerConfig().withCapacity(backend.slots(), 0), backend);
       worker.start().await();
       OpenAIClient openai = gateway.openai();
@@ -75,6 +81,15 @@ class LlamaBackendTest {
         }
       }
 
+      CreateEmbeddingResponse embeddings = openai.embeddings().create(EmbeddingCreateParams.builder().model("tiny-embed")
+          .inputOfArrayOfStrings(List.of("hello world", "switch board")).build());
+      assertEquals(2, embeddings.data().size());
+      assertEquals(64, embeddings.data().get(0).embedding().size(), "one value per embedding dimension");
+      assertFalse(embeddings.data().get(0).embedding().equals(embeddings.data().get(1).embedding()), "different texts, different vectors");
+      assertTrue(embeddings.usage().promptTokens() > 2);
+      assertEquals(400, gateway.post("/v1/embeddings", "{\"model\":\"tiny\",\"input\":\"x\"}").statusCode(),
+          "a chat model was not loaded for embeddings");
+
       CompletableFuture<Integer> cut = CompletableFuture.supplyAsync(() -> {
         try (StreamResponse<ChatCompletionChunk> stream = openai.chat().completions().createStreaming(
             ChatCompletionCreateParams.builder().model("tiny").addUserMessage("stream").maxCompletionTokens(400).build())) {
@@ -88,6 +103,23 @@ class LlamaBackendTest {
     } finally {
       backend.close();
       own.close().await();
+    }
+  }
+
+  @Test
+  void theServersOwnLocalWorkerServesGgufFiles() throws Exception {
+    Path model = TinyGguf.write(Files.createTempDirectory("gguf").resolve("local-tiny.gguf"));
+    ServerConfig base = TestGateway.config(null, null, 10, Duration.ofSeconds(5), Duration.ofSeconds(10), List.of());
+    ServerConfig config = new ServerConfig(base.host(), 0, base.dataDir(), null, null, base.requestTimeout(), base.queueSize(),
+        base.queueTimeout(), base.drainTimeout(), base.heartbeatInterval(), base.maxBodyBytes(), base.maxFrameBytes(),
+        base.modelPollInterval(), List.of(), null, null, null, null, null, null, null, null,
+        new ServerConfig.LocalModels(List.of(model.toString()), null, 1024, 2, 0, 1));
+    try (TestGateway gateway = TestGateway.start(config)) {
+      Worker local = gateway.server.llm().router().worker("local:gguf").orElseThrow();
+      assertEquals(List.of("local-tiny"), local.models());
+      assertEquals(1, local.maxConcurrency(), "one slot, as configured");
+      assertEquals(200, gateway.post("/v1/chat/completions",
+          "{\"model\":\"local-tiny\",\"max_tokens\":3,\"messages\":[{\"role\":\"user\",\"content\":\"hello\"}]}").statusCode());
     }
   }
 }

@@ -2,6 +2,7 @@ package io.switchboard.worker.llamacpp;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import de.kherud.llama.InferenceParameters;
 import de.kherud.llama.LogLevel;
@@ -11,6 +12,7 @@ import de.kherud.llama.LlamaOutput;
 import de.kherud.llama.ModelParameters;
 import de.kherud.llama.Pair;
 import de.kherud.llama.args.LogFormat;
+import de.kherud.llama.args.PoolingType;
 import io.switchboard.protocol.Failures;
 import io.switchboard.worker.backend.Backend;
 import io.switchboard.worker.backend.BackendCall;
@@ -60,6 +62,7 @@ public final class LlamaBackend implements Backend {
   private final Vertx vertx;
   private final Options options;
   private final Map<String, LlamaModel> models = new ConcurrentHashMap<>();
+  private final Map<String, LlamaModel> embedders = new ConcurrentHashMap<>();
   /**
    * Platform threads, not virtual ones: a generation blocks inside native code, which would pin a
    * virtual thread's carrier and, with a few generations, stall every virtual thread of the process.
@@ -74,37 +77,50 @@ public final class LlamaBackend implements Backend {
   /**
    * Loads the files, one after the other, off the event loop. A file that fails to load is logged
    * with its reason and left out; the others are served.
+   *
+   * @param generation models for chat and completions
+   * @param embedding models for embeddings (opened with last-token pooling, which suits llama models)
    */
-  public Future<List<String>> load(List<Path> files) {
+  public Future<List<String>> load(List<Path> generation, List<Path> embedding) {
     return vertx.executeBlocking(() -> {
-      for (Path file : files) {
-        String name = file.getFileName().toString().replaceFirst("(?i)\\.gguf$", "");
-        if (!Files.isRegularFile(file)) {
-          log.error("cannot load model {}: {} is not a file", name, file.toAbsolutePath());
-          continue;
-        }
-        log.info("loading model {} from {} ({} MiB, context {}, {} slot(s), {} GPU layer(s))", name, file,
-            Files.size(file) >> 20, options.contextSize(), options.parallel(), options.gpuLayers());
-        long started = System.nanoTime();
-        List<String> complaints = new CopyOnWriteArrayList<>();
-        LlamaModel.setLogger(LogFormat.TEXT, (level, message) -> {
-          if (level == LogLevel.ERROR || level == LogLevel.WARN) {
-            complaints.add(message.strip());
-          }
-          log.debug("llama.cpp: {}", message.strip());
-        });
-        try {
-          LlamaModel model = new LlamaModel(new ModelParameters().setModel(file.toString()).setCtxSize(options.contextSize())
-              .setThreads(options.threads()).setGpuLayers(options.gpuLayers()).setParallel(options.parallel()));
-          models.put(name, model);
-          log.info("model {} loaded in {} ms", name, (System.nanoTime() - started) / 1_000_000);
-        } catch (RuntimeException e) {
-          log.error("cannot load model {} from {}: {}{}", name, file, e.getMessage(),
-              complaints.isEmpty() ? "" : " (llama.cpp: " + String.join("; ", complaints) + ")");
-        }
-      }
-      return List.copyOf(models.keySet());
+      generation.forEach(file -> open(file, false));
+      embedding.forEach(file -> open(file, true));
+      List<String> names = new ArrayList<>(models.keySet());
+      names.addAll(embedders.keySet());
+      return List.copyOf(names);
     }, false);
+  }
+
+  private void open(Path file, boolean forEmbeddings) {
+    String name = file.getFileName().toString().replaceFirst("(?i)\\.gguf$", "");
+    if (!Files.isRegularFile(file)) {
+      log.error("cannot load model {}: {} is not a file", name, file.toAbsolutePath());
+      return;
+    }
+    long started = System.nanoTime();
+    List<String> complaints = new CopyOnWriteArrayList<>();
+    LlamaModel.setLogger(LogFormat.TEXT, (level, message) -> {
+      if (level == LogLevel.ERROR || level == LogLevel.WARN) {
+        complaints.add(message.strip());
+      }
+      log.debug("llama.cpp: {}", message.strip());
+    });
+    try {
+      log.info("loading model {} from {} ({} MiB, context {}, {} slot(s), {} GPU layer(s){})", name, file, Files.size(file) >> 20,
+          options.contextSize(), options.parallel(), options.gpuLayers(), forEmbeddings ? ", for embeddings" : "");
+      ModelParameters parameters = new ModelParameters().setModel(file.toString()).setCtxSize(options.contextSize())
+          .setThreads(options.threads()).setGpuLayers(options.gpuLayers()).setParallel(options.parallel());
+      if (forEmbeddings) {
+        // The default pooling gives every input the same vector, and MEAN aborts the process (llama.cpp b4916).
+        parameters.enableEmbedding().setPoolingType(PoolingType.LAST);
+      }
+      LlamaModel model = new LlamaModel(parameters);
+      (forEmbeddings ? embedders : models).put(name, model);
+      log.info("model {} loaded in {} ms", name, (System.nanoTime() - started) / 1_000_000);
+    } catch (IOException | RuntimeException e) {
+      log.error("cannot load model {} from {}: {}{}", name, file, e.getMessage(),
+          complaints.isEmpty() ? "" : " (llama.cpp: " + String.join("; ", complaints) + ")");
+    }
   }
 
   /** How many requests this backend serves at once: its slots. */
@@ -114,7 +130,9 @@ public final class LlamaBackend implements Backend {
 
   @Override
   public Future<List<String>> models() {
-    return Future.succeededFuture(List.copyOf(models.keySet()));
+    List<String> names = new ArrayList<>(models.keySet());
+    names.addAll(embedders.keySet());
+    return Future.succeededFuture(List.copyOf(names));
   }
 
   @Override
@@ -148,9 +166,14 @@ public final class LlamaBackend implements Backend {
       return;
     }
     String name = body.path("model").asText();
+    if (request.path().endsWith("/embeddings")) {
+      embed(name, body, sink);
+      return;
+    }
     LlamaModel model = models.get(name);
     if (model == null) {
-      sink.error(404, "model '" + name + "' is not loaded here");
+      sink.error(embedders.containsKey(name) ? 400 : 404, embedders.containsKey(name)
+          ? "model '" + name + "' was loaded for embeddings only" : "model '" + name + "' is not loaded here");
       return;
     }
     boolean chat = request.path().endsWith("/chat/completions");
@@ -232,6 +255,40 @@ public final class LlamaBackend implements Backend {
     }
   }
 
+  private void embed(String name, JsonNode body, ContextSink sink) {
+    LlamaModel model = embedders.get(name);
+    if (model == null) {
+      sink.error(models.containsKey(name) ? 400 : 404, models.containsKey(name)
+          ? "model '" + name + "' was not loaded for embeddings; load it with --gguf-embedding" : "model '" + name + "' is not loaded here");
+      return;
+    }
+    List<String> inputs = new ArrayList<>();
+    JsonNode input = body.path("input");
+    if (input.isTextual()) {
+      inputs.add(input.asText());
+    } else if (input.isArray() && !input.isEmpty()) {
+      input.forEach(item -> inputs.add(item.asText()));
+    } else {
+      sink.error(400, "input must be a string or an array of strings");
+      return;
+    }
+    ObjectNode answer = JSON.createObjectNode().put("object", "list").put("model", name);
+    ArrayNode data = answer.putArray("data");
+    int tokens = 0;
+    for (int i = 0; i < inputs.size(); i++) {
+      float[] vector = model.embed(inputs.get(i));
+      tokens += model.encode(inputs.get(i)).length + 1;
+      ArrayNode values = data.addObject().put("object", "embedding").put("index", i).putArray("embedding");
+      for (float v : vector) {
+        values.add(v);
+      }
+    }
+    answer.putObject("usage").put("prompt_tokens", tokens).put("total_tokens", tokens);
+    sink.head(200, Map.of("Content-Type", "application/json"));
+    sink.data(answer.toString());
+    sink.end();
+  }
+
   /** The prompt the model's own chat template makes of the messages. */
   private static String chatPrompt(LlamaModel model, JsonNode body) {
     String system = null;
@@ -260,7 +317,9 @@ public final class LlamaBackend implements Backend {
   public Future<Void> close() {
     generators.shutdownNow();
     models.values().forEach(LlamaModel::close);
+    embedders.values().forEach(LlamaModel::close);
     models.clear();
+    embedders.clear();
     return Future.succeededFuture();
   }
 
