@@ -160,17 +160,23 @@ final class WorkerCommand implements Callable<Integer> {
     } else {
       LlamaBackend llama = new LlamaBackend(vertx, new LlamaBackend.Options(settings.ctxSize(), settings.threads(),
           settings.gpuLayers(), settings.parallel()));
-      List<String> loaded = llama.load(settings.gguf().stream().map(Path::of).toList(),
-          settings.ggufEmbedding().stream().map(Path::of).toList()).await();
-      if (loaded.isEmpty()) {
-        System.err.println("switchboard worker: none of the GGUF files could be loaded; see the log above");
-        vertx.close();
-        return 1;
-      }
       backend = llama;
       workerConfig = workerConfig.withCapacity(llama.slots(), settings.embeddingBatchSize());
     }
     WorkerAgent agent = new WorkerAgent(vertx, workerConfig, backend);
+    if (backend instanceof LlamaBackend llama) {
+      // Join the server first and load afterwards, so the dashboard shows the worker loading.
+      agent.loading(true);
+      llama.load(settings.gguf().stream().map(Path::of).toList(), settings.ggufEmbedding().stream().map(Path::of).toList())
+          .onSuccess(loaded -> {
+            if (loaded.isEmpty()) {
+              System.err.println("switchboard worker: none of the GGUF files could be loaded; see the log above");
+              System.exit(1);
+            }
+            agent.updateModels(loaded);
+            agent.loading(false);
+          });
+    }
     CompletableFuture<Integer> exit = new CompletableFuture<>();
     agent.terminated().onComplete(ar -> exit.complete(
         ar.succeeded() ? 0 : ar.cause() instanceof WorkerRejectedException ? 3 : 1));

@@ -43,7 +43,8 @@ public sealed interface WorkerMessage {
 
   /**
    * Worker to server: a change of what the worker offers, without reconnecting. Null fields are
-   * unchanged. {@code status} is {@code "ready"} or {@code "draining"}.
+   * unchanged. {@code status} is {@code "ready"}, {@code "loading"} (models are being loaded; more
+   * will be announced) or {@code "draining"}.
    */
   record StatusUpdate(List<String> models, Integer maxConcurrency, String status) implements WorkerMessage {}
 

@@ -62,6 +62,7 @@ public final class WorkerAgent {
   private long pollTimer = -1;
   private long backoffMs;
   private boolean draining;
+  private boolean loading;
   private boolean stopped;
 
   public WorkerAgent(Vertx vertx, WorkerConfig config, Backend backend) {
@@ -232,7 +233,22 @@ public final class WorkerAgent {
     firstRegistration.tryComplete();
     if (draining) {
       send(new WorkerMessage.StatusUpdate(null, null, "draining"));
+    } else if (loading) {
+      send(new WorkerMessage.StatusUpdate(null, null, "loading"));
     }
+  }
+
+  /**
+   * Says whether the worker is still loading models, so that the server's state shows it; models
+   * loaded meanwhile are announced with {@link #updateModels}.
+   */
+  public void loading(boolean now) {
+    context.runOnContext(v -> {
+      loading = now;
+      if (registered && !draining) {
+        send(new WorkerMessage.StatusUpdate(null, null, now ? "loading" : "ready"));
+      }
+    });
   }
 
   private void onRequest(WebSocket ws, WorkerMessage.Request r) {

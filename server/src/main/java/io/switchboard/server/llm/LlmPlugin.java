@@ -136,8 +136,14 @@ public final class LlmPlugin {
     LlamaBackend llama = new LlamaBackend(vertx, new LlamaBackend.Options(local.ctxSize(), local.threads(), local.gpuLayers(),
         local.parallel()));
     localModels = llama;
+    Worker worker = new Worker("local:gguf", "gguf", true, llama, List.of(), llama.slots(), 0);
+    worker.loading(true);
+    router.register(worker);
     return llama.load(local.files().stream().map(Path::of).toList(), local.embedding().stream().map(Path::of).toList())
-        .onSuccess(names -> router.register(new Worker("local:gguf", "gguf", true, llama, names, llama.slots(), 0)));
+        .onSuccess(names -> {
+          router.update(worker, names, null, null);
+          worker.loading(false);
+        });
   }
 
   public Future<Void> close() {

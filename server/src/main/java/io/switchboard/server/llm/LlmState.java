@@ -46,7 +46,9 @@ public final class LlmState implements StateSource {
     for (Worker worker : router.workers()) {
       ObjectNode w = workers.addObject().put("id", worker.id()).put("name", worker.name()).put("local", worker.local())
           .put("max_concurrency", worker.maxConcurrency()).put("in_flight", router.inFlight(worker))
-          .put("draining", worker.draining()).put("connected_at", worker.connectedAt().toString())
+          .put("draining", worker.draining())
+          .put("status", worker.draining() ? "draining" : worker.loading() ? "loading" : "ready")
+          .put("connected_at", worker.connectedAt().toString())
           .put("last_heard_at", Instant.ofEpochMilli(worker.lastHeardMillis()).toString())
           .put("requests", worker.requests()).put("errors", worker.errors());
       worker.models().forEach(w.putArray("models")::add);

@@ -20,6 +20,7 @@ public final class Worker {
   private volatile int maxConcurrency;
   private volatile int embeddingBatchSize;
   private volatile boolean draining;
+  private volatile boolean loading;
   private volatile long lastHeardMillis = System.currentTimeMillis();
   private final LongAdder requests = new LongAdder();
   private final LongAdder errors = new LongAdder();
@@ -72,6 +73,15 @@ public final class Worker {
 
   public boolean draining() {
     return draining;
+  }
+
+  /** Whether the worker said it is still loading models. */
+  public boolean loading() {
+    return loading;
+  }
+
+  void loading(boolean now) {
+    loading = now;
   }
 
   /** When the worker last sent anything: a heartbeat, an answer. */

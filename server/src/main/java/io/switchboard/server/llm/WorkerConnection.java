@@ -120,8 +120,13 @@ final class WorkerConnection implements Backend {
           sink.end(end.error() == null ? null : new Failure(end.error(), Objects.requireNonNullElse(end.message(), end.error())));
         }
       }
-      case WorkerMessage.StatusUpdate update -> router.update(worker, update.models(), update.maxConcurrency(),
-          update.status() == null ? null : "draining".equals(update.status()));
+      case WorkerMessage.StatusUpdate update -> {
+        if (update.status() != null && !update.status().equals("draining")) {
+          worker.loading("loading".equals(update.status()));
+        }
+        router.update(worker, update.models(), update.maxConcurrency(),
+            update.status() == null ? null : "draining".equals(update.status()));
+      }
       case WorkerMessage.Heartbeat h -> { }
       default -> log.warn("{} sent an unexpected {}", worker, message.getClass().getSimpleName());
     }

@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import com.fasterxml.jackson.databind.ObjectMapper;
 import com.openai.client.OpenAIClient;
 import com.openai.core.http.StreamResponse;
 import com.openai.models.chat.completions.ChatCompletion;
@@ -41,10 +42,16 @@ class LlamaBackendTest {
     Vertx own = Vertx.vertx();
     LlamaBackend backend = new LlamaBackend(own, new LlamaBackend.Options(1024, 2, 0, 2));
     try (TestGateway gateway = TestGateway.start()) {
-      assertEquals(List.of("tiny", "tiny-embed"), backend.load(List.of(broken, model), List.of(embedder)).await(),
-          "the broken file is left out, the good ones served");
       WorkerAgent worker = new WorkerAgent(own, gateway.workerConfig().withCapacity(backend.slots(), 0), backend);
+      worker.loading(true);
       worker.start().await();
+      TestGateway.eventually("the state shows the worker loading", () -> workerStatus(gateway).equals("loading"));
+      List<String> loaded = backend.load(List.of(broken, model), List.of(embedder)).await();
+      assertEquals(List.of("tiny", "tiny-embed"), loaded, "the broken file is left out, the good ones served");
+      worker.updateModels(loaded);
+      worker.loading(false);
+      TestGateway.eventually("the state shows the worker ready", () -> workerStatus(gateway).equals("ready"));
+      TestGateway.eventually("its models are served", () -> gateway.server.llm().router().model("tiny").isPresent());
       OpenAIClient openai = gateway.openai();
 
       ChatCompletion answer = openai.chat().completions().create(ChatCompletionCreateParams.builder()
@@ -120,6 +127,14 @@ class LlamaBackendTest {
       assertEquals(1, local.maxConcurrency(), "one slot, as configured");
       assertEquals(200, gateway.post("/v1/chat/completions",
           "{\"model\":\"local-tiny\",\"max_tokens\":3,\"messages\":[{\"role\":\"user\",\"content\":\"hello\"}]}").statusCode());
+    }
+  }
+
+  private static String workerStatus(TestGateway gateway) {
+    try {
+      return new ObjectMapper().readTree(gateway.get("/api/state").body()).at("/plugins/llm/workers/0/status").asText();
+    } catch (Exception e) {
+      return "";
     }
   }
 }
