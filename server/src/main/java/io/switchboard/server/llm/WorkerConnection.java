@@ -6,6 +6,7 @@ import io.switchboard.protocol.Failures;
 import io.switchboard.protocol.WireCodec;
 import io.switchboard.protocol.WorkerMessage;
 import io.switchboard.server.http.ClientKeyPolicy;
+import io.switchboard.server.http.DialInWatch;
 import io.switchboard.server.http.Secret;
 import io.switchboard.worker.backend.Backend;
 import io.switchboard.worker.backend.BackendCall;
@@ -31,7 +32,7 @@ import org.slf4j.LoggerFactory;
  * request gets an id, its body goes as binary frames, and the answer comes back as a head, body
  * frames and an end.
  */
-final class WorkerConnection implements Backend {
+final class WorkerConnection implements Backend, DialInWatch.Connection {
 
   private static final Logger log = LoggerFactory.getLogger(WorkerConnection.class);
 
@@ -46,9 +47,8 @@ final class WorkerConnection implements Backend {
   private final Map<Long, ResponseSink> pending = new ConcurrentHashMap<>();
   private final AtomicLong ids = new AtomicLong();
   private volatile Worker worker;
-  private volatile long lastHeard = System.nanoTime();
   private volatile boolean closed;
-  private long timer = -1;
+  private DialInWatch watch;
 
   WorkerConnection(Vertx vertx, ServerWebSocket ws, LlmRouter router, Settings settings) {
     this.vertx = vertx;
@@ -64,26 +64,33 @@ final class WorkerConnection implements Backend {
     ws.binaryMessageHandler(this::onBinary);
     ws.exceptionHandler(e -> log.debug("worker connection error: {}", e.getMessage()));
     ws.closeHandler(v -> onClosed());
-    long registerDeadline = System.nanoTime() + 3_000_000L * settings.heartbeatMs();
-    timer = vertx.setPeriodic(settings.heartbeatMs(), t -> {
-      if (worker == null) {
-        if (System.nanoTime() > registerDeadline) {
-          reject(CloseCodes.BAD_REGISTER, "no register message in time");
-        }
-        return;
-      }
-      if (System.nanoTime() - lastHeard > 3_000_000L * settings.heartbeatMs()) {
-        log.warn("{} sent nothing for {} ms; dropping it", worker, 3 * settings.heartbeatMs());
-        ws.close(CloseCodes.HEARTBEAT_TIMEOUT, "heartbeat timeout");
-        onClosed();
-        return;
-      }
-      send(new WorkerMessage.Heartbeat(System.currentTimeMillis()));
-    });
+    watch = new DialInWatch(vertx, settings.heartbeatMs(), this);
+  }
+
+  @Override
+  public boolean registered() {
+    return worker != null;
+  }
+
+  @Override
+  public void registerTimedOut() {
+    reject(CloseCodes.BAD_REGISTER, "no register message in time");
+  }
+
+  @Override
+  public void silent(long silentMs) {
+    log.warn("{} sent nothing for {} ms; dropping it", worker, silentMs);
+    ws.close(CloseCodes.HEARTBEAT_TIMEOUT, "heartbeat timeout");
+    onClosed();
+  }
+
+  @Override
+  public void beat() {
+    send(new WorkerMessage.Heartbeat(System.currentTimeMillis()));
   }
 
   private void onText(String text) {
-    lastHeard = System.nanoTime();
+    watch.heard();
     Worker registered = worker;
     if (registered != null) {
       registered.heard();
@@ -133,7 +140,7 @@ final class WorkerConnection implements Backend {
   }
 
   private void onBinary(Buffer data) {
-    lastHeard = System.nanoTime();
+    watch.heard();
     DataFrame frame;
     try {
       frame = DataFrame.decode(data);
@@ -175,7 +182,7 @@ final class WorkerConnection implements Backend {
     ws.close(CloseCodes.REPLACED, "replaced by a newer connection with the same worker id");
     failPending();
     closed = true;
-    vertx.cancelTimer(timer);
+    watch.stop();
   }
 
   private void reject(short code, String reason) {
@@ -188,7 +195,7 @@ final class WorkerConnection implements Backend {
       return;
     }
     closed = true;
-    vertx.cancelTimer(timer);
+    watch.stop();
     Worker gone = worker;
     if (gone != null) {
       router.remove(gone);

@@ -257,12 +257,11 @@ public final class McpPlugin implements StateSource {
     });
   }
 
+  /** A JSON-RPC error answer; {@code mcpCode}, when given, names the failure of the relay path in {@code data.mcp}. */
   static ObjectNode error(JsonNode id, int code, String message, String mcpCode) {
-    ObjectNode answer = JsonNodeFactory.instance.objectNode().put("jsonrpc", "2.0");
-    answer.set("id", id == null ? JsonNodeFactory.instance.nullNode() : id);
-    ObjectNode error = answer.putObject("error").put("code", code).put("message", message);
+    ObjectNode answer = McpSession.error(id, code, message);
     if (mcpCode != null) {
-      error.putObject("data").put("mcp", mcpCode);
+      ((ObjectNode) answer.get("error")).putObject("data").put("mcp", mcpCode);
     }
     return answer;
   }

@@ -5,6 +5,7 @@ import io.switchboard.protocol.CloseCodes;
 import io.switchboard.protocol.RelayMessage;
 import io.switchboard.protocol.WireCodec;
 import io.switchboard.server.http.ClientKeyPolicy;
+import io.switchboard.server.http.DialInWatch;
 import io.switchboard.server.http.Secret;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
@@ -23,7 +24,7 @@ import org.slf4j.LoggerFactory;
  * One dialed-in MCP relay, seen from the server: it checks the register message, joins the
  * {@link RelayRegistry}, and carries JSON-RPC messages to the relay and their answers back, many at once.
  */
-final class RelayConnection {
+final class RelayConnection implements DialInWatch.Connection {
 
   private static final Logger log = LoggerFactory.getLogger(RelayConnection.class);
 
@@ -47,9 +48,8 @@ final class RelayConnection {
   private final AtomicLong failures = new AtomicLong();
   private volatile String id;
   private volatile String name;
-  private volatile long lastHeard = System.nanoTime();
   private volatile boolean closed;
-  private long timer = -1;
+  private DialInWatch watch;
 
   RelayConnection(Vertx vertx, ServerWebSocket ws, RelayRegistry registry, Settings settings) {
     this.vertx = vertx;
@@ -86,22 +86,29 @@ final class RelayConnection {
     ws.textMessageHandler(this::onText);
     ws.closeHandler(v -> onClosed());
     ws.exceptionHandler(e -> log.debug("relay connection error: {}", e.getMessage()));
-    long deadline = System.nanoTime() + 3_000_000L * settings.heartbeatMs();
-    timer = vertx.setPeriodic(settings.heartbeatMs(), t -> {
-      if (id == null) {
-        if (System.nanoTime() > deadline) {
-          reject(CloseCodes.BAD_REGISTER, "no register message in time");
-        }
-        return;
-      }
-      if (System.nanoTime() - lastHeard > 3_000_000L * settings.heartbeatMs()) {
-        log.warn("relay {} sent nothing for {} ms; dropping it", id, 3 * settings.heartbeatMs());
-        ws.close(CloseCodes.HEARTBEAT_TIMEOUT, "heartbeat timeout");
-        onClosed();
-        return;
-      }
-      send(new RelayMessage.Heartbeat(System.currentTimeMillis()));
-    });
+    watch = new DialInWatch(vertx, settings.heartbeatMs(), this);
+  }
+
+  @Override
+  public boolean registered() {
+    return id != null;
+  }
+
+  @Override
+  public void registerTimedOut() {
+    reject(CloseCodes.BAD_REGISTER, "no register message in time");
+  }
+
+  @Override
+  public void silent(long silentMs) {
+    log.warn("relay {} sent nothing for {} ms; dropping it", id, silentMs);
+    ws.close(CloseCodes.HEARTBEAT_TIMEOUT, "heartbeat timeout");
+    onClosed();
+  }
+
+  @Override
+  public void beat() {
+    send(new RelayMessage.Heartbeat(System.currentTimeMillis()));
   }
 
   /**
@@ -144,7 +151,7 @@ final class RelayConnection {
   }
 
   private void onText(String text) {
-    lastHeard = System.nanoTime();
+    watch.heard();
     RelayMessage message;
     try {
       message = WireCodec.decodeRelay(text);
@@ -194,7 +201,7 @@ final class RelayConnection {
     ws.close(CloseCodes.REPLACED, "replaced by a newer connection with the same relay id");
     failPending("relay " + id + " was replaced by a newer connection");
     closed = true;
-    vertx.cancelTimer(timer);
+    watch.stop();
   }
 
   private void reject(short code, String reason) {
@@ -207,7 +214,7 @@ final class RelayConnection {
       return;
     }
     closed = true;
-    vertx.cancelTimer(timer);
+    watch.stop();
     if (id != null) {
       registry.remove(this);
       log.info("relay {} disconnected", id);

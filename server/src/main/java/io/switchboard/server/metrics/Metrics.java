@@ -37,6 +37,7 @@ public final class Metrics {
   private final AtomicInteger inFlight = new AtomicInteger();
   private final List<Runnable> beforeScrape = new CopyOnWriteArrayList<>();
   private final Map<String, ModelTotals> totals = new ConcurrentHashMap<>();
+  private final Map<String, Meters> meters = new ConcurrentHashMap<>();
 
   /** Since-start totals of one model. */
   public static final class ModelTotals {
@@ -111,7 +112,8 @@ public final class Metrics {
   /** Begins the account of one OpenAI request. */
   public Request start(String model, String endpoint) {
     inFlight.incrementAndGet();
-    return new Request(model == null ? "" : model, endpoint);
+    String name = model == null ? "" : model;
+    return new Request(meters.computeIfAbsent(name + '\n' + endpoint, key -> new Meters(name, endpoint)));
   }
 
   public int inFlight() {
@@ -123,29 +125,66 @@ public final class Metrics {
     return Map.copyOf(totals);
   }
 
+  /**
+   * The meters of one model on one endpoint, made once: building and looking a meter up for every
+   * request would cost more than the request's own routing.
+   */
+  private final class Meters {
+    final String model;
+    final String endpoint;
+    final ModelTotals totals;
+    final Timer duration;
+    final Timer firstToken;
+    final Counter tokensIn;
+    final Counter tokensOut;
+    final Map<Integer, Counter> byStatus = new ConcurrentHashMap<>();
+
+    Meters(String model, String endpoint) {
+      this.model = model;
+      this.endpoint = endpoint;
+      this.totals = Metrics.this.totals.computeIfAbsent(model, m -> new ModelTotals());
+      this.duration = Timer.builder("switchboard.request.duration").description("Time from request to the end of its answer")
+          .tags("model", model, "endpoint", endpoint).publishPercentileHistogram()
+          .minimumExpectedValue(Duration.ofMillis(1)).maximumExpectedValue(Duration.ofMinutes(10)).register(registry);
+      this.firstToken = Timer.builder("switchboard.time.to.first.token")
+          .description("Time until the first byte of the answer: the first token of a stream")
+          .tags("model", model, "endpoint", endpoint).publishPercentileHistogram()
+          .minimumExpectedValue(Duration.ofMillis(1)).maximumExpectedValue(Duration.ofMinutes(2)).register(registry);
+      this.tokensIn = tokens(model, "in");
+      this.tokensOut = tokens(model, "out");
+    }
+
+    private Counter tokens(String model, String direction) {
+      return Counter.builder("switchboard.tokens").description("Tokens by model and direction, from the answers' usage")
+          .tags("model", model, "direction", direction).register(registry);
+    }
+
+    Counter status(int status) {
+      return byStatus.computeIfAbsent(status, code -> Counter.builder("switchboard.requests")
+          .description("OpenAI requests by model, endpoint and status")
+          .tags("model", model, "endpoint", endpoint, "status", Integer.toString(code), "outcome", code < 400 ? "success" : "error")
+          .register(registry));
+    }
+  }
+
   /** One request's account: its first byte, its tokens, and how it ended. Ends once. */
   public final class Request {
-    private final String model;
-    private final String endpoint;
+    private final Meters meters;
     private final long started = System.nanoTime();
     private boolean firstByteSeen;
     private long tokensIn = -1;
     private long tokensOut = -1;
     private boolean ended;
 
-    private Request(String model, String endpoint) {
-      this.model = model;
-      this.endpoint = endpoint;
+    private Request(Meters meters) {
+      this.meters = meters;
     }
 
     /** The first byte of the answer reached the client. */
     public void firstByte() {
       if (!firstByteSeen) {
         firstByteSeen = true;
-        Timer.builder("switchboard.time.to.first.token").description("Time until the first byte of the answer: the first token of a stream")
-            .tags("model", model, "endpoint", endpoint).publishPercentileHistogram()
-            .minimumExpectedValue(Duration.ofMillis(1)).maximumExpectedValue(Duration.ofMinutes(2))
-            .register(registry).record(System.nanoTime() - started, TimeUnit.NANOSECONDS);
+        meters.firstToken.record(System.nanoTime() - started, TimeUnit.NANOSECONDS);
       }
     }
 
@@ -163,15 +202,9 @@ public final class Metrics {
       ended = true;
       inFlight.decrementAndGet();
       long nanos = System.nanoTime() - started;
-      String outcome = status < 400 ? "success" : "error";
-      Counter.builder("switchboard.requests").description("OpenAI requests by model, endpoint and status")
-          .tags("model", model, "endpoint", endpoint, "status", Integer.toString(status), "outcome", outcome)
-          .register(registry).increment();
-      Timer.builder("switchboard.request.duration").description("Time from request to the end of its answer")
-          .tags("model", model, "endpoint", endpoint).publishPercentileHistogram()
-          .minimumExpectedValue(Duration.ofMillis(1)).maximumExpectedValue(Duration.ofMinutes(10))
-          .register(registry).record(nanos, TimeUnit.NANOSECONDS);
-      ModelTotals model = totals.computeIfAbsent(this.model, m -> new ModelTotals());
+      meters.status(status).increment();
+      meters.duration.record(nanos, TimeUnit.NANOSECONDS);
+      ModelTotals model = meters.totals;
       model.requests.increment();
       model.nanos.add(nanos);
       if (status < 400) {
@@ -179,14 +212,12 @@ public final class Metrics {
       }
       if (tokensIn >= 0) {
         model.tokensIn.add(tokensIn);
-        Counter.builder("switchboard.tokens").description("Tokens by model and direction, from the answers' usage")
-            .tags("model", this.model, "direction", "in").register(registry).increment(tokensIn);
+        meters.tokensIn.increment(tokensIn);
       }
       if (tokensOut >= 0) {
         model.tokensOut.add(tokensOut);
         model.generationNanos.add(nanos);
-        Counter.builder("switchboard.tokens").description("Tokens by model and direction, from the answers' usage")
-            .tags("model", this.model, "direction", "out").register(registry).increment(tokensOut);
+        meters.tokensOut.increment(tokensOut);
       }
     }
   }
