@@ -11,7 +11,7 @@ For each target and each concurrency, wrk sends non-streaming chat completions. 
 scenario measures time to first token and time per token. Prints one table and writes the numbers
 as JSON under bench/results/.
 
-Usage: python3 bench/run.py [--duration 5] [--concurrency 1,16,64,256] [--idle 10000] [--skip-portkey] [--only direct]
+Usage: python3 bench/run.py [--duration 5] [--rounds 3] [--warmup 20] [--concurrency 1,16,64,256] [--idle 10000] [--skip-portkey] [--only direct]
 """
 import argparse
 import datetime
@@ -238,6 +238,8 @@ http {{
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run (default 5)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per point; medians are reported (default 3)")
+    parser.add_argument("--warmup", type=int, default=20, help="seconds of load on each target before measuring (default 20)")
     parser.add_argument("--concurrency", default="1,16,64,256", help="comma-separated connection counts")
     parser.add_argument("--streams", type=int, default=64, help="concurrent streams in the streaming scenario")
     parser.add_argument("--idle", type=int, default=0, help="also hold this many idle streams on (c), e.g. 10000")
@@ -296,27 +298,36 @@ def main():
                 del targets[name]
 
         results = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                   "machine": {"cpus": os.cpu_count()}, "duration_s": options.duration, "targets": {}}
-        for name, (url, headers) in targets.items():
-            script = wrk_script(workdir, name, headers)
-            proc = procs[name] if name != "worker" else None
-            measured = [procs[name]] if name != "worker" else [procs["worker"], procs["worker-agent"]]
-            run_wrk(url, script, 16, 2)  # warm-up: JIT, connection pools
-            cpu_before = sum(p.cpu_seconds() for p in measured)
-            rows = {}
+                   "machine": {"cpus": os.cpu_count()}, "duration_s": options.duration, "rounds": options.rounds,
+                   "warmup_s": options.warmup, "targets": {}}
+        scripts = {name: wrk_script(workdir, name, headers) for name, (url, headers) in targets.items()}
+        measured = {name: [procs[name]] if name != "worker" else [procs["worker"], procs["worker-agent"]] for name in targets}
+        for name, (url, _) in targets.items():
+            # The JIT of a JVM target needs tens of seconds of load before its code is compiled; a long-running
+            # server is measured, not its first minute. Every target gets the same warm-up.
+            log(f"{name:9} warming up for {options.warmup} s")
+            run_wrk(url, scripts[name], 64, options.warmup)
+        # Rounds interleave the targets so that a slow moment of a shared machine falls on all of them alike;
+        # each round's added latency is taken against the upstream's in the same round, then the median is kept.
+        runs = {name: {c: [] for c in levels} for name in targets}
+        cpu = {name: 0.0 for name in targets}
+        for round_no in range(options.rounds):
             for connections in levels:
-                rows[connections] = run_wrk(url, script, connections, options.duration)
-                log(f"{name:9} c={connections:<4} {rows[connections]}")
-            requests = sum(r["requests"] for r in rows.values())
-            cpu = sum(p.cpu_seconds() for p in measured) - cpu_before
+                for name, (url, _) in targets.items():
+                    before = sum(p.cpu_seconds() for p in measured[name])
+                    row = run_wrk(url, scripts[name], connections, options.duration)
+                    cpu[name] += sum(p.cpu_seconds() for p in measured[name]) - before
+                    runs[name][connections].append(row)
+                    log(f"round {round_no + 1} {name:9} c={connections:<4} {row}")
+        for name, (url, headers) in targets.items():
             stream = run_probe(url, options.streams, 32, 10, headers)
             log(f"{name:9} streaming {stream}")
+            requests = sum(r["requests"] for rows in runs[name].values() for r in rows)
             results["targets"][name] = {
-                "levels": rows, "streaming": stream,
-                "peak_rss_mib": round(sum(p.peak_rss_mib() for p in measured), 1),
-                "cpu_s_per_1k": round(cpu / requests * 1000, 3) if requests else None,
+                "levels": {c: summarize(runs, name, c) for c in levels}, "streaming": stream,
+                "peak_rss_mib": round(sum(p.peak_rss_mib() for p in measured[name]), 1),
+                "cpu_s_per_1k": round(cpu[name] / requests * 1000, 3) if requests else None,
             }
-            del proc
         if options.idle:
             # Streams of 30 tokens a second apart, opened at --idle-rate a second: all of them are open
             # together once the last one has been opened (peak_open says whether they were).
@@ -337,28 +348,42 @@ def main():
             proc.stop()
 
 
+def median(values):
+    values = sorted(v for v in values if v == v)
+    if not values:
+        return float("nan")
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+
+
+def summarize(runs, name, c):
+    """Medians over the rounds; added latency is paired with the upstream's run of the same round."""
+    rows = runs[name][c]
+    base = runs.get("upstream", {}).get(c, [])
+    nginx = runs.get("nginx", {}).get(c, [])
+    out = {"rps": round(median([r["rps"] for r in rows]), 2), "requests": sum(r["requests"] for r in rows),
+           "p50_ms": median([r["p50_ms"] for r in rows]), "p99_ms": median([r["p99_ms"] for r in rows]),
+           "errors": sum(r["errors"] for r in rows), "rounds": rows}
+    for key in ("p50", "p99"):
+        added = [r[key + "_ms"] - b[key + "_ms"] for r, b in zip(rows, base)]
+        added_nginx = [n[key + "_ms"] - b[key + "_ms"] for n, b in zip(nginx, base)]
+        out[f"added_{key}_ms"] = round(median(added), 3) if base else float("nan")
+        ratio = float("nan")
+        if name not in ("upstream", "nginx") and added_nginx and median(added_nginx) > 0:
+            ratio = median(added) / median(added_nginx)
+        out[f"ratio_nginx_{key}"] = round(ratio, 2)
+    return out
+
+
 def report(results, levels):
     targets = results["targets"]
-    base = targets.get("upstream", {}).get("levels", {})
-    nginx = targets.get("nginx", {}).get("levels", {})
-
-    def added(name, c, key):
-        return targets[name]["levels"][c][key] - base[c][key] if c in base else float("nan")
-
     print(f"{'target':9} {'conc':>5} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'+p50 ms':>8} {'+p99 ms':>8} "
           f"{'x nginx p50':>11} {'x nginx p99':>11} {'errors':>6}")
     for name, data in targets.items():
         for c in levels:
             row = data["levels"][c]
-            a50, a99 = added(name, c, "p50_ms"), added(name, c, "p99_ms")
-            n50 = added("nginx", c, "p50_ms") if nginx else float("nan")
-            n99 = added("nginx", c, "p99_ms") if nginx else float("nan")
-            r50 = a50 / n50 if n50 and n50 > 0 and name not in ("upstream", "nginx") else float("nan")
-            r99 = a99 / n99 if n99 and n99 > 0 and name not in ("upstream", "nginx") else float("nan")
-            row.update({"added_p50_ms": round(a50, 3), "added_p99_ms": round(a99, 3),
-                        "ratio_nginx_p50": round(r50, 2), "ratio_nginx_p99": round(r99, 2)})
-            print(f"{name:9} {c:>5} {row['rps']:>10.0f} {row['p50_ms']:>8.3f} {row['p99_ms']:>8.3f} {a50:>8.3f} {a99:>8.3f} "
-                  f"{r50:>11.2f} {r99:>11.2f} {row['errors']:>6}")
+            print(f"{name:9} {c:>5} {row['rps']:>10.0f} {row['p50_ms']:>8.3f} {row['p99_ms']:>8.3f} {row['added_p50_ms']:>8.3f} "
+                  f"{row['added_p99_ms']:>8.3f} {row['ratio_nginx_p50']:>11.2f} {row['ratio_nginx_p99']:>11.2f} {row['errors']:>6}")
     print(f"\n{'target':9} {'peak RSS MiB':>12} {'CPU s/1k req':>12} {'TTFT p50 ms':>12} {'TTFT p99 ms':>12} {'per token p50 ms':>16}")
     for name, data in targets.items():
         s = data["streaming"] or {}

@@ -108,7 +108,7 @@ final class RelayCommand implements Callable<Integer> {
     McpSession session = new McpSession(settings.transports(),
         settings.providerUrl() != null ? settings.providerUrl() : String.join(" ", settings.command()), settings.requestTimeout());
     session.open();
-    Vertx vertx = Vertx.vertx();
+    Vertx vertx = EventLoops.start();
     RelayAgent agent = new RelayAgent(vertx, new RelayConfig(settings.serverUrl(), settings.clientKey(), settings.clientId(),
         settings.clientName(), settings.authToken(), settings.reconnectMax()), session);
     CountDownLatch stopped = new CountDownLatch(1);

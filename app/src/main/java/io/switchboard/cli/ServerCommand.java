@@ -92,7 +92,7 @@ final class ServerCommand implements Callable<Integer> {
   @Override
   public Integer call() throws InterruptedException {
     ServerConfig settings = load(System.getenv());
-    Vertx vertx = Vertx.vertx();
+    Vertx vertx = EventLoops.start();
     SwitchboardServer server;
     try {
       server = SwitchboardServer.start(vertx, settings).await();

@@ -152,7 +152,7 @@ final class WorkerCommand implements Callable<Integer> {
   @Override
   public Integer call() {
     Settings settings = load(System.getenv());
-    Vertx vertx = Vertx.vertx();
+    Vertx vertx = EventLoops.start();
     Backend backend;
     WorkerConfig workerConfig = settings.toWorkerConfig();
     if (settings.gguf().isEmpty() && settings.ggufEmbedding().isEmpty()) {

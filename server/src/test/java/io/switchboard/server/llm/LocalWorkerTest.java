@@ -13,6 +13,7 @@ import io.vertx.core.Vertx;
 import java.net.http.HttpResponse;
 import java.time.Duration;
 import java.util.List;
+import java.util.Set;
 import org.junit.jupiter.api.Test;
 
 /** One server process alone as a complete gateway: upstreams served by its in-process worker. */
@@ -35,8 +36,7 @@ class LocalWorkerTest {
           .create(ChatCompletionCreateParams.builder().model("local-b").addUserMessage("hi").build())
           .choices().get(0).message().content().orElseThrow();
       assertEquals("tok0 tok1 tok2 tok3 tok4 tok5 tok6 tok7", answer);
-      assertTrue(fake.authorizations().stream().allMatch("Bearer upstream-secret"::equals),
-          "the upstream only ever saw its own key: " + fake.authorizations());
+      assertEquals(Set.of("Bearer upstream-secret"), fake.authorizations(), "the upstream only ever saw its own key");
 
       HttpResponse<String> unauthorized = gateway.post("/v1/chat/completions", chatBody("local-a", false));
       assertEquals(401, unauthorized.statusCode());
