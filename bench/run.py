@@ -22,6 +22,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 
@@ -134,6 +135,36 @@ class Proc:
         self.log.close()
 
 
+class RssSampler:
+    """The largest resident set of some processes (summed), sampled every 100 ms while a block runs."""
+
+    def __init__(self, procs):
+        self.procs = procs
+        self.max_mib = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.wait(0.1):
+            total = 0
+            for proc in self.procs:
+                for pid in proc.pids():
+                    try:
+                        with open(f"/proc/{pid}/status") as f:
+                            total += next((int(line.split()[1]) for line in f if line.startswith("VmRSS:")), 0)
+                    except OSError:
+                        pass
+            self.max_mib = max(self.max_mib, round(total / 1024, 1))
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
 def wait_ready(url, headers=None, body=None, timeout=60):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -188,8 +219,8 @@ def run_wrk(url, script, connections, duration):
     return parse_wrk(result.stdout)
 
 
-def run_probe(url, streams, tokens, interval_ms, headers, rounds=1, open_rate=0):
-    args = [JAVA, f"-Dprobe.openRate={open_rate}", "-cp", BENCH_JAR, "io.switchboard.bench.StreamProbe", url, str(streams), str(tokens), str(interval_ms), str(rounds)]
+def run_probe(url, streams, tokens, interval_ms, headers, rounds=1, open_rate=0, warmup_rounds=1):
+    args = [JAVA, f"-Dprobe.openRate={open_rate}", f"-Dprobe.warmupRounds={warmup_rounds}", "-cp", BENCH_JAR, "io.switchboard.bench.StreamProbe", url, str(streams), str(tokens), str(interval_ms), str(rounds)]
     args += [f"{k}={v}" for k, v in headers.items()]
     result = subprocess.run(args, capture_output=True, text=True, timeout=600)
     if result.stderr.strip():
@@ -241,10 +272,10 @@ def main():
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per point; medians are reported (default 3)")
     parser.add_argument("--warmup", type=int, default=20, help="seconds of load on each target before measuring (default 20)")
     parser.add_argument("--concurrency", default="1,16,64,256", help="comma-separated connection counts")
-    parser.add_argument("--streams", type=int, default=64, help="concurrent streams in the streaming scenario")
+    parser.add_argument("--streams", type=int, default=256, help="concurrent streams in the streaming scenario (default 256)")
     parser.add_argument("--idle", type=int, default=0, help="also hold this many idle streams on (c), e.g. 10000")
-    parser.add_argument("--idle-target", default="direct", choices=["direct", "worker"],
-                        help="which Switchboard holds the idle streams (default direct)")
+    parser.add_argument("--idle-target", default="direct", choices=["direct", "worker", "upstream", "nginx"],
+                        help="which target holds the idle streams (default direct; upstream and nginx as references)")
     parser.add_argument("--idle-rate", type=int, default=1000, help="idle streams opened per second (default 1000)")
     parser.add_argument("--skip-portkey", action="store_true")
     parser.add_argument("--only", default="", help="comma-separated targets to load (upstream and nginx are always kept)")
@@ -320,7 +351,10 @@ def main():
                     runs[name][connections].append(row)
                     log(f"round {round_no + 1} {name:9} c={connections:<4} {row}")
         for name, (url, headers) in targets.items():
-            stream = run_probe(url, options.streams, 32, 10, headers)
+            with RssSampler(measured[name]) as rss:
+                stream = run_probe(url, options.streams, 32, 10, headers, rounds=3, warmup_rounds=3)
+            if stream:
+                stream["rss_mib_max"] = rss.max_mib
             log(f"{name:9} streaming {stream}")
             requests = sum(r["requests"] for rows in runs[name].values() for r in rows)
             results["targets"][name] = {
@@ -384,10 +418,11 @@ def report(results, levels):
             row = data["levels"][c]
             print(f"{name:9} {c:>5} {row['rps']:>10.0f} {row['p50_ms']:>8.3f} {row['p99_ms']:>8.3f} {row['added_p50_ms']:>8.3f} "
                   f"{row['added_p99_ms']:>8.3f} {row['ratio_nginx_p50']:>11.2f} {row['ratio_nginx_p99']:>11.2f} {row['errors']:>6}")
-    print(f"\n{'target':9} {'peak RSS MiB':>12} {'CPU s/1k req':>12} {'TTFT p50 ms':>12} {'TTFT p99 ms':>12} {'per token p50 ms':>16}")
+    print(f"\n{'target':9} {'peak RSS MiB':>12} {'CPU s/1k req':>12} {'RSS streaming':>13} {'TTFT p50 ms':>12} {'TTFT p99 ms':>12} "
+          f"{'per token p50 ms':>16}")
     for name, data in targets.items():
         s = data["streaming"] or {}
-        print(f"{name:9} {data['peak_rss_mib']:>12.1f} {data['cpu_s_per_1k'] or float('nan'):>12.3f} "
+        print(f"{name:9} {data['peak_rss_mib']:>12.1f} {data['cpu_s_per_1k'] or float('nan'):>12.3f} {s.get('rss_mib_max', float('nan')):>13.1f} "
               f"{s.get('ttft_p50_ms', float('nan')):>12.3f} {s.get('ttft_p99_ms', float('nan')):>12.3f} "
               f"{s.get('per_token_p50_ms', float('nan')):>16.3f}")
     if "idle_streams" in results:

@@ -22,7 +22,8 @@ import java.util.stream.Stream;
  *
  * <p>With a large STREAMS and a long interval it also serves as the idle-connections scenario:
  * {@code errors} counts streams that did not end with {@code [DONE]}; the first failure is printed to
- * stderr. A first round of at most 64 streams, not counted, warms up the client.
+ * stderr. Warm-up rounds of at most 64 streams, not counted, warm up the client and the target
+ * ({@code -Dprobe.warmupRounds=N}, default 1).
  *
  * <p>{@code -Dprobe.openRate=N} opens at most N streams a second, the way real clients arrive, instead
  * of all at once; {@code peak_open} reports how many were open at the same moment.
@@ -58,8 +59,9 @@ public final class StreamProbe {
     long openRate = Long.getLong("probe.openRate", 0);
     try (ExecutorService executor = Executors.newVirtualThreadPerTaskExecutor();
          HttpClient http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).executor(executor).build()) {
-      // A first round warms up the client (connections, JIT) and is not counted.
-      for (int round = -1; round < rounds; round++) {
+      // Warm-up rounds (negative numbers) warm up the client and the target (connections, JIT) and are not counted.
+      int warmupRounds = Integer.getInteger("probe.warmupRounds", 1);
+      for (int round = -warmupRounds; round < rounds; round++) {
         List<CompletableFuture<double[]>> running = new ArrayList<>();
         // The warm-up needs a few streams, not all: thousands more would only use up ephemeral ports.
         int count = round >= 0 ? streams : Math.min(streams, 64);

@@ -7,7 +7,6 @@ import io.switchboard.worker.backend.BackendCall;
 import io.switchboard.worker.backend.BackendRequest;
 import io.switchboard.worker.backend.Failure;
 import io.switchboard.worker.backend.ResponseSink;
-import io.vertx.core.Vertx;
 import io.vertx.core.buffer.Buffer;
 import java.time.Duration;
 import java.util.HashSet;
@@ -22,7 +21,7 @@ import org.slf4j.LoggerFactory;
  * head reached the client is left out and the request goes to another; after that, the failure
  * reaches the client. A worker silent for the request timeout ends the request with 504.
  */
-public final class Dispatch {
+public final class Dispatch implements SilenceWatch.Watched {
 
   private static final Logger log = LoggerFactory.getLogger(Dispatch.class);
   private static final int MAX_ATTEMPTS = 4;
@@ -40,7 +39,7 @@ public final class Dispatch {
   }
 
   private final LlmRouter router;
-  private final Vertx vertx;
+  private final SilenceWatch silence;
   private final String model;
   private final BackendRequest request;
   private final String preferred;
@@ -55,13 +54,13 @@ public final class Dispatch {
   private BackendCall call;
   private boolean headSent;
   private boolean finished;
-  private long lastActivity;
-  private long idleTimer = -1;
+  /** Written under the lock, read by the silence sweep without it. */
+  private volatile long lastActivity;
 
-  public Dispatch(LlmRouter router, Vertx vertx, String model, BackendRequest request, String preferred,
+  Dispatch(LlmRouter router, SilenceWatch silence, String model, BackendRequest request, String preferred,
       Duration idleTimeout, Downstream downstream) {
     this.router = router;
-    this.vertx = vertx;
+    this.silence = silence;
     this.model = model;
     this.request = request;
     this.preferred = preferred;
@@ -84,8 +83,8 @@ public final class Dispatch {
       finished = true;
       waiting = ticket;
       running = call;
-      cancelTimer();
     }
+    silence.unwatch(this);
     if (waiting != null) {
       waiting.cancel();
     }
@@ -118,7 +117,7 @@ public final class Dispatch {
       lease = granted;
       tried.add(granted.worker().id());
       touch();
-      armTimer();
+      silence.watch(this);
     }
     BackendCall started = granted.worker().backend().call(request, new Attempt(current));
     synchronized (this) {
@@ -150,7 +149,7 @@ public final class Dispatch {
 
   private void finish(ApiError error) {
     finished = true;
-    cancelTimer();
+    silence.unwatch(this);
     downstream.fail(error, headSent);
   }
 
@@ -169,27 +168,15 @@ public final class Dispatch {
     lastActivity = System.nanoTime();
   }
 
-  private void armTimer() {
-    cancelTimer();
-    long remaining = Math.max(1, (lastActivity + idleTimeoutNanos - System.nanoTime()) / 1_000_000);
-    idleTimer = vertx.setTimer(remaining, t -> onTimer());
-  }
-
-  private void cancelTimer() {
-    if (idleTimer >= 0) {
-      vertx.cancelTimer(idleTimer);
-      idleTimer = -1;
-    }
-  }
-
-  private void onTimer() {
+  @Override
+  public void checkSilence(long nowNanos) {
     BackendCall running;
     synchronized (this) {
-      if (finished || lease == null) {
+      if (finished) {
+        silence.unwatch(this);
         return;
       }
-      if (System.nanoTime() - lastActivity < idleTimeoutNanos) {
-        armTimer();
+      if (lease == null || nowNanos - lastActivity < idleTimeoutNanos) {
         return;
       }
       running = call;
@@ -248,12 +235,12 @@ public final class Dispatch {
         call = null;
         if (failure == null) {
           finished = true;
-          cancelTimer();
+          silence.unwatch(Dispatch.this);
           downstream.complete();
         } else if (!headSent && Failures.retriable(failure.code()) && attempt < MAX_ATTEMPTS) {
           log.warn("{} failed before answering ({}: {}); trying another worker", worker, failure.code(), failure.message());
           lastFailure = failure;
-          cancelTimer();
+          silence.unwatch(Dispatch.this);
         } else {
           log.warn("{} failed {} ({}: {})", worker, headSent ? "mid-answer" : "before answering", failure.code(), failure.message());
           finish(ApiError.upstream(failure.code(), failure.message()));

@@ -9,7 +9,6 @@ import io.switchboard.server.http.ApiException;
 import io.switchboard.worker.backend.BackendRequest;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
-import io.vertx.core.Vertx;
 import io.vertx.core.buffer.Buffer;
 import java.io.IOException;
 import java.time.Duration;
@@ -34,13 +33,13 @@ final class EmbeddingsBatcher {
 
   private final ObjectMapper json;
   private final LlmRouter router;
-  private final Vertx vertx;
+  private final SilenceWatch silence;
   private final Duration idleTimeout;
 
-  EmbeddingsBatcher(ObjectMapper json, LlmRouter router, Vertx vertx, Duration idleTimeout) {
+  EmbeddingsBatcher(ObjectMapper json, LlmRouter router, SilenceWatch silence, Duration idleTimeout) {
     this.json = json;
     this.router = router;
-    this.vertx = vertx;
+    this.silence = silence;
     this.idleTimeout = idleTimeout;
   }
 
@@ -147,7 +146,7 @@ final class EmbeddingsBatcher {
       }
       BackendRequest backendRequest = new BackendRequest("POST", "/embeddings", headers, false, Buffer.buffer(body.toString()));
       Collector collector = new Collector();
-      Dispatch dispatch = new Dispatch(router, vertx, model, backendRequest, batch.worker(), idleTimeout, collector);
+      Dispatch dispatch = new Dispatch(router, silence, model, backendRequest, batch.worker(), idleTimeout, collector);
       running.add(dispatch);
       collector.answer.future().onComplete(ar -> {
         synchronized (this) {

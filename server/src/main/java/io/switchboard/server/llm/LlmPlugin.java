@@ -51,6 +51,7 @@ public final class LlmPlugin {
   private final ManagedModels managed;
   private final Metrics metrics;
   private final WorkerConnection.Settings connectionSettings;
+  private final SilenceWatch silence;
   private final EmbeddingsBatcher batcher;
   private final List<UpstreamBackend> upstreams = new ArrayList<>();
   private long pollTimer = -1;
@@ -70,7 +71,8 @@ public final class LlmPlugin {
     this.metrics = metrics;
     this.connectionSettings = new WorkerConnection.Settings(
         Secret.ofNullable(config.clientKey()), config.heartbeatInterval().toMillis(), config.maxFrameBytes());
-    this.batcher = new EmbeddingsBatcher(json, router, vertx, config.requestTimeout());
+    this.silence = new SilenceWatch(vertx, config.requestTimeout());
+    this.batcher = new EmbeddingsBatcher(json, router, silence, config.requestTimeout());
   }
 
   public LlmRouter router() {
@@ -147,6 +149,7 @@ public final class LlmPlugin {
   }
 
   public Future<Void> close() {
+    silence.close();
     if (localModels != null) {
       localModels.close();
     }
@@ -190,7 +193,7 @@ public final class LlmPlugin {
   private void proxy(RoutingContext ctx, String path, Buffer body, RequestPeek peek) {
     HttpServerResponse response = ctx.response();
     Metrics.Request account = metrics.start(peek.model(), path);
-    Dispatch dispatch = new Dispatch(router, vertx, peek.model(),
+    Dispatch dispatch = new Dispatch(router, silence, peek.model(),
         new BackendRequest("POST", path, forwardedHeaders(ctx), peek.stream(), body), null,
         config.requestTimeout(), new MeteredDownstream(new HttpDownstream(response), account));
     response.closeHandler(v -> {

@@ -64,12 +64,18 @@ final class MeteredDownstream implements Dispatch.Downstream {
     next.fail(error, headSent);
   }
 
+  /** One copy into an array and a plain loop: per-byte reads through the buffer cost a bounds check each. */
   private static boolean contains(Buffer data, byte[] needle) {
-    int last = data.length() - needle.length;
+    byte[] bytes = data.getBytes();
+    byte first = needle[0];
+    int last = bytes.length - needle.length;
     outer:
     for (int i = 0; i <= last; i++) {
-      for (int j = 0; j < needle.length; j++) {
-        if (data.getByte(i + j) != needle[j]) {
+      if (bytes[i] != first) {
+        continue;
+      }
+      for (int j = 1; j < needle.length; j++) {
+        if (bytes[i + j] != needle[j]) {
           continue outer;
         }
       }

@@ -18,10 +18,12 @@ import java.io.IOException;
 import java.net.URI;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.TreeSet;
 import java.util.concurrent.ConcurrentHashMap;
 
 /**
@@ -32,9 +34,9 @@ public final class UpstreamBackend implements Backend {
 
   private static final ObjectMapper JSON = new ObjectMapper();
   /** Hop-by-hop headers and those the gateway sets itself. */
-  private static final Set<String> DROPPED_RESPONSE_HEADERS =
-      Set.of("connection", "transfer-encoding", "keep-alive", "access-control-allow-origin",
-          "access-control-allow-credentials", "access-control-allow-headers", "access-control-allow-methods");
+  private static final Set<String> DROPPED_RESPONSE_HEADERS = caseInsensitive("connection", "transfer-encoding", "keep-alive",
+      "access-control-allow-origin", "access-control-allow-credentials", "access-control-allow-headers",
+      "access-control-allow-methods");
 
   private final String baseUrl;
   private final String host;
@@ -146,10 +148,17 @@ public final class UpstreamBackend implements Backend {
     return new RequestOptions().setMethod(method).setHost(host).setPort(port).setSsl(ssl).setURI(basePath + path);
   }
 
+  /** A set that matches header names in any case without lower-casing (and allocating) each one. */
+  private static Set<String> caseInsensitive(String... names) {
+    Set<String> set = new TreeSet<>(String.CASE_INSENSITIVE_ORDER);
+    set.addAll(List.of(names));
+    return Collections.unmodifiableSet(set);
+  }
+
   private static Map<String, String> headers(MultiMap headers) {
     Map<String, String> out = new HashMap<>();
     headers.forEach((name, value) -> {
-      if (!DROPPED_RESPONSE_HEADERS.contains(name.toLowerCase())) {
+      if (!DROPPED_RESPONSE_HEADERS.contains(name)) {
         out.put(name, value);
       }
     });

@@ -1,0 +1,51 @@
+package io.switchboard.server.llm;
+
+import io.vertx.core.Vertx;
+import java.time.Duration;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+
+/**
+ * Ends requests whose worker has gone silent for the request timeout. One periodic sweep over the
+ * requests in flight, rather than a timer per request: a Vert.x timer costs a map entry and two
+ * priority-queue operations on the event loop for every request, and nearly every request ends long
+ * before its timeout.
+ */
+final class SilenceWatch {
+
+  /** A request that can tell whether it has been silent too long. */
+  interface Watched {
+    /** Ends the request if nothing happened on it for its timeout before {@code nowNanos}. */
+    void checkSilence(long nowNanos);
+  }
+
+  private final Vertx vertx;
+  private final Set<Watched> watched = ConcurrentHashMap.newKeySet();
+  private final long timer;
+
+  /** @param timeout the shortest timeout to be watched; the sweep runs often enough to overshoot it by a tenth at most */
+  SilenceWatch(Vertx vertx, Duration timeout) {
+    this.vertx = vertx;
+    long every = Math.clamp(timeout.toMillis() / 10, 10, 1_000);
+    this.timer = vertx.setPeriodic(every, t -> sweep());
+  }
+
+  void watch(Watched request) {
+    watched.add(request);
+  }
+
+  void unwatch(Watched request) {
+    watched.remove(request);
+  }
+
+  private void sweep() {
+    long now = System.nanoTime();
+    for (Watched request : watched) {
+      request.checkSilence(now);
+    }
+  }
+
+  void close() {
+    vertx.cancelTimer(timer);
+  }
+}
