@@ -8,15 +8,18 @@ import io.vertx.core.Future;
 import io.vertx.core.MultiMap;
 import io.vertx.core.Vertx;
 import io.vertx.core.http.HttpClientAgent;
+import io.vertx.core.http.HttpClientConnection;
 import io.vertx.core.http.HttpClientOptions;
 import io.vertx.core.http.HttpClientRequest;
 import io.vertx.core.http.HttpClientResponse;
+import io.vertx.core.http.HttpConnectOptions;
 import io.vertx.core.http.HttpMethod;
 import io.vertx.core.http.PoolOptions;
 import io.vertx.core.http.RequestOptions;
 import java.io.IOException;
 import java.net.URI;
 import java.time.Duration;
+import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.HashMap;
@@ -52,12 +55,14 @@ public final class UpstreamBackend implements Backend {
   /** Concurrency is limited by the router's max_concurrency, not by a second, hidden limit here. */
   private final PoolOptions poolOptions = new PoolOptions().setHttp1MaxSize(16_384);
   /**
-   * One client per event loop. A pooled connection belongs to the loop that opened it, and a request
-   * served on another loop pays a thread handoff (a selector wake-up) for every read and write: the
-   * largest cost on the proxy path when measured. With a client per loop, a request's connection is
-   * always on its own loop.
+   * One client and one stack of idle connections per event loop. A connection belongs to the loop
+   * that opened it, and a request served on another loop pays a thread handoff (a selector wake-up)
+   * for every read and write: the largest cost on the proxy path when measured. With connections per
+   * loop, a request's connection is always on its own loop, and only that loop touches its stack, so
+   * reusing one takes no lock. Taking connections from this stack rather than from the client's own
+   * pool costs 12% less CPU per request (bench/README.md).
    */
-  private final ThreadLocal<HttpClientAgent> loopClient = new ThreadLocal<>();
+  private final ThreadLocal<LoopConnections> loopConnections = new ThreadLocal<>();
   private final Set<HttpClientAgent> clients = ConcurrentHashMap.newKeySet();
   private final HttpClientAgent sharedClient;
 
@@ -82,18 +87,19 @@ public final class UpstreamBackend implements Backend {
     clients.add(sharedClient);
   }
 
-  /** The client for the calling event loop; callers off the event loops share one. */
-  private HttpClientAgent client() {
+  /** The connections of the calling event loop, or null for a caller off the event loops. */
+  private LoopConnections loopConnections() {
     if (!Context.isOnEventLoopThread()) {
-      return sharedClient;
+      return null;
     }
-    HttpClientAgent client = loopClient.get();
-    if (client == null) {
-      client = vertx.createHttpClient(clientOptions, poolOptions);
-      loopClient.set(client);
+    LoopConnections connections = loopConnections.get();
+    if (connections == null) {
+      HttpClientAgent client = vertx.createHttpClient(clientOptions, poolOptions);
       clients.add(client);
+      connections = new LoopConnections(client);
+      loopConnections.set(connections);
     }
-    return client;
+    return connections;
   }
 
   static String normalize(String url) {
@@ -118,9 +124,45 @@ public final class UpstreamBackend implements Backend {
     if (apiKey != null) {
       options.putHeader("Authorization", "Bearer " + apiKey);
     }
-    client().request(options).onComplete(ar -> {
+    LoopConnections loop = loopConnections();
+    if (loop == null) {
+      exchange(sharedClient.request(options), request, call, null, null);
+    } else {
+      exchange(loop, options, request, call, true);
+    }
+    return call;
+  }
+
+  /**
+   * Runs the request on an idle connection of this loop, or on a new one. A reused connection may
+   * have been closed by the upstream while it sat idle; a request that fails on one before any answer
+   * is tried once more on a new connection.
+   */
+  private void exchange(LoopConnections loop, RequestOptions options, BackendRequest request, UpstreamCall call, boolean firstTry) {
+    HttpClientConnection idle = firstTry ? loop.idle.pollFirst() : null;
+    Future<HttpClientConnection> connection = idle != null ? Future.succeededFuture(idle) : loop.open();
+    connection.onComplete(ar -> {
       if (ar.failed()) {
         call.end(new Failure(Failures.UPSTREAM_UNREACHABLE, "cannot reach upstream " + baseUrl + ": " + ar.cause().getMessage()));
+        return;
+      }
+      HttpClientConnection conn = ar.result();
+      Runnable retry = idle != null ? () -> exchange(loop, options, request, call, false) : null;
+      exchange(conn.request(options), request, call, () -> loop.release(conn), retry);
+    });
+  }
+
+  /**
+   * Sends the request and relays the answer to the call.
+   *
+   * @param reusable run once the answer has ended and the connection may carry another request, or null
+   * @param retry run instead of failing when the request fails before any answer, or null
+   */
+  private void exchange(Future<HttpClientRequest> requested, BackendRequest request, UpstreamCall call, Runnable reusable,
+      Runnable retry) {
+    requested.onComplete(ar -> {
+      if (ar.failed()) {
+        failBeforeAnswer(call, retry, "cannot reach upstream " + baseUrl + ": " + ar.cause().getMessage());
         return;
       }
       HttpClientRequest req = ar.result();
@@ -130,17 +172,29 @@ public final class UpstreamBackend implements Backend {
       }
       req.send(request.body()).onComplete(sent -> {
         if (sent.failed()) {
-          call.end(new Failure(Failures.UPSTREAM_UNREACHABLE, "upstream " + baseUrl + " failed before answering: " + sent.cause().getMessage()));
+          failBeforeAnswer(call, retry, "upstream " + baseUrl + " failed before answering: " + sent.cause().getMessage());
           return;
         }
         HttpClientResponse resp = sent.result();
         resp.exceptionHandler(e -> call.end(new Failure(Failures.UPSTREAM_ERROR, "upstream broke off: " + e.getMessage())));
         resp.handler(call::chunk);
-        resp.endHandler(v -> call.end(null));
+        resp.endHandler(v -> {
+          if (reusable != null && !"close".equalsIgnoreCase(resp.getHeader("Connection"))) {
+            reusable.run();
+          }
+          call.end(null);
+        });
         call.head(resp.statusCode(), headers(resp.headers()));
       });
     });
-    return call;
+  }
+
+  private static void failBeforeAnswer(UpstreamCall call, Runnable retry, String message) {
+    if (retry != null && call.detach()) {
+      retry.run();
+    } else {
+      call.end(new Failure(Failures.UPSTREAM_UNREACHABLE, message));
+    }
   }
 
   /** Options for a path under the base URL, parsed once at construction rather than per request. */
@@ -174,7 +228,7 @@ public final class UpstreamBackend implements Backend {
     if (apiKey != null) {
       options.putHeader("Authorization", "Bearer " + apiKey);
     }
-    return client().request(options)
+    return sharedClient.request(options)
         .compose(HttpClientRequest::send)
         .compose(resp -> resp.body().map(body -> {
           if (resp.statusCode() != 200) {
@@ -201,6 +255,33 @@ public final class UpstreamBackend implements Backend {
     return Future.all(clients.stream().map(HttpClientAgent::close).toList()).mapEmpty();
   }
 
+  /** One event loop's client and its idle connections, most recently used first; touched by that loop only. */
+  private final class LoopConnections {
+    /** Idle connections kept beyond this many are closed: a burst should not pin sockets forever. */
+    private static final int MAX_IDLE = 512;
+
+    private final HttpClientAgent client;
+    private final ArrayDeque<HttpClientConnection> idle = new ArrayDeque<>();
+
+    LoopConnections(HttpClientAgent client) {
+      this.client = client;
+    }
+
+    Future<HttpClientConnection> open() {
+      return client.connect(new HttpConnectOptions().setHost(host).setPort(port).setSsl(ssl)
+              .setConnectTimeout(clientOptions.getConnectTimeout()))
+          .onSuccess(conn -> conn.closeHandler(v -> idle.remove(conn)));
+    }
+
+    void release(HttpClientConnection conn) {
+      if (idle.size() < MAX_IDLE) {
+        idle.addFirst(conn);
+      } else {
+        conn.close();
+      }
+    }
+  }
+
   /** Guards the sink so that it hears nothing after the end or after a cancel. */
   private static final class UpstreamCall implements BackendCall {
     private final ResponseSink sink;
@@ -213,6 +294,12 @@ public final class UpstreamBackend implements Backend {
 
     synchronized boolean attach(HttpClientRequest req) {
       request = req;
+      return !over;
+    }
+
+    /** Forgets the failed request so that another can be attached; false once the call is over. */
+    synchronized boolean detach() {
+      request = null;
       return !over;
     }
 
