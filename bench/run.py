@@ -287,7 +287,8 @@ def main():
     parser.add_argument("--idle-rate", type=int, default=1000, help="idle streams opened per second (default 1000)")
     parser.add_argument("--skip-portkey", action="store_true")
     parser.add_argument("--only", default="", help="comma-separated targets to load (upstream and nginx are always kept)")
-    parser.add_argument("--heap", default="128m", help="Switchboard's -Xmx (default 128m: the live set is about 20 MiB)")
+    parser.add_argument("--heap", default=None,
+                        help="Switchboard's -Xmx (default 128m, whose room is a few thousand open streams; 512m with --idle)")
     parser.add_argument("--gc", default="-XX:+UseParallelGC",
                         help="Switchboard's collector flag (default -XX:+UseParallelGC: shortest pauses within 256 MiB here)")
     options = parser.parse_args()
@@ -298,7 +299,9 @@ def main():
     portkey = None if options.skip_portkey else ensure_portkey()
     workdir = tempfile.mkdtemp(prefix="switchboard-bench-")
     ports = {name: BASE_PORT + i for i, name in enumerate(["upstream", "nginx", "direct", "worker", "portkey"])}
-    jvm = [JAVA, f"-Xmx{options.heap}", options.gc, *netty_unsafe()]
+    # Each open stream holds some heap on the server: 10,000 of them do not fit in 128 MiB.
+    heap = options.heap or ("512m" if options.idle > 2000 else "128m")
+    jvm = [JAVA, f"-Xmx{heap}", options.gc, *netty_unsafe()]
     procs = {}
     try:
         procs["upstream"] = Proc("upstream", [JAVA, *netty_unsafe(), "-jar", fake_jar, "--port", str(ports["upstream"]), "--tokens", "16"], workdir)
@@ -338,7 +341,7 @@ def main():
 
         results = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                    "machine": {"cpus": os.cpu_count()}, "duration_s": options.duration, "rounds": options.rounds,
-                   "warmup_s": options.warmup, "targets": {}}
+                   "warmup_s": options.warmup, "heap": heap, "targets": {}}
         scripts = {name: wrk_script(workdir, name, headers) for name, (url, headers) in targets.items()}
         measured = {name: [procs[name]] if name != "worker" else [procs["worker"], procs["worker-agent"]] for name in targets}
         for name, (url, _) in targets.items():
