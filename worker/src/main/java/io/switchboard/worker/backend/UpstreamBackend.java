@@ -12,6 +12,7 @@ import io.vertx.core.http.HttpClientConnection;
 import io.vertx.core.http.HttpClientOptions;
 import io.vertx.core.http.HttpClientRequest;
 import io.vertx.core.http.HttpClientResponse;
+import io.vertx.core.http.HttpClosedException;
 import io.vertx.core.http.HttpConnectOptions;
 import io.vertx.core.http.HttpMethod;
 import io.vertx.core.http.PoolOptions;
@@ -136,7 +137,7 @@ public final class UpstreamBackend implements Backend {
   /**
    * Runs the request on an idle connection of this loop, or on a new one. A reused connection may
    * have been closed by the upstream while it sat idle; a request that fails on one before any answer
-   * is tried once more on a new connection.
+   * because the connection closed is tried once more on a new connection.
    */
   private void exchange(LoopConnections loop, RequestOptions options, BackendRequest request, UpstreamCall call, boolean firstTry) {
     HttpClientConnection idle = firstTry ? loop.idle.pollFirst() : null;
@@ -162,7 +163,7 @@ public final class UpstreamBackend implements Backend {
       Runnable retry) {
     requested.onComplete(ar -> {
       if (ar.failed()) {
-        failBeforeAnswer(call, retry, "cannot reach upstream " + baseUrl + ": " + ar.cause().getMessage());
+        failBeforeAnswer(call, retry, ar.cause(), "cannot reach upstream " + baseUrl + ": " + ar.cause().getMessage());
         return;
       }
       HttpClientRequest req = ar.result();
@@ -172,7 +173,7 @@ public final class UpstreamBackend implements Backend {
       }
       req.send(request.body()).onComplete(sent -> {
         if (sent.failed()) {
-          failBeforeAnswer(call, retry, "upstream " + baseUrl + " failed before answering: " + sent.cause().getMessage());
+          failBeforeAnswer(call, retry, sent.cause(), "upstream " + baseUrl + " failed before answering: " + sent.cause().getMessage());
           return;
         }
         HttpClientResponse resp = sent.result();
@@ -189,8 +190,12 @@ public final class UpstreamBackend implements Backend {
     });
   }
 
-  private static void failBeforeAnswer(UpstreamCall call, Runnable retry, String message) {
-    if (retry != null && call.detach()) {
+  /**
+   * Retries only when the connection was closed under the request: a timeout means the upstream has
+   * the request and is slow, and sending it again would double its work and the client's wait.
+   */
+  private static void failBeforeAnswer(UpstreamCall call, Runnable retry, Throwable cause, String message) {
+    if (retry != null && cause instanceof HttpClosedException && call.detach()) {
       retry.run();
     } else {
       call.end(new Failure(Failures.UPSTREAM_UNREACHABLE, message));

@@ -2,7 +2,9 @@ package io.switchboard.worker.backend;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.switchboard.protocol.Failures;
 import io.vertx.core.Vertx;
 import io.vertx.core.buffer.Buffer;
 import java.io.BufferedReader;
@@ -17,6 +19,7 @@ import java.time.Duration;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.Test;
@@ -42,7 +45,7 @@ class UpstreamBackendTest {
     AtomicInteger connections = new AtomicInteger();
     Vertx vertx = Vertx.vertx();
     try (ServerSocket upstream = new ServerSocket(0, 50, InetAddress.getLoopbackAddress())) {
-      Thread.ofVirtual().start(() -> acceptOneAnswerPerConnection(upstream, connections));
+      Thread.ofVirtual().start(() -> acceptOneAnswerPerConnection(upstream, connections, false));
       UpstreamBackend backend = new UpstreamBackend(vertx, "http://127.0.0.1:" + upstream.getLocalPort() + "/v1", null,
           List.of("m"), Duration.ofSeconds(5));
 
@@ -50,6 +53,26 @@ class UpstreamBackendTest {
       assertEquals(1, connections.get());
       assertEquals("answer 2", call(vertx, backend), "the second request reused the connection, lost it, and was sent again");
       assertEquals(2, connections.get());
+      backend.close().await();
+    } finally {
+      vertx.close().await();
+    }
+  }
+
+  /** A slow upstream has the request: sending it again would double its work and the client's wait. */
+  @Test
+  void aRequestThatTimesOutOnAReusedConnectionIsNotSentAgain() throws Exception {
+    AtomicInteger connections = new AtomicInteger();
+    Vertx vertx = Vertx.vertx();
+    try (ServerSocket upstream = new ServerSocket(0, 50, InetAddress.getLoopbackAddress())) {
+      Thread.ofVirtual().start(() -> acceptOneAnswerPerConnection(upstream, connections, true));
+      UpstreamBackend backend = new UpstreamBackend(vertx, "http://127.0.0.1:" + upstream.getLocalPort() + "/v1", null,
+          List.of("m"), Duration.ofMillis(500));
+
+      assertEquals("answer 1", call(vertx, backend));
+      ExecutionException timedOut = assertThrows(ExecutionException.class, () -> call(vertx, backend));
+      assertTrue(timedOut.getCause().getMessage().startsWith(Failures.UPSTREAM_UNREACHABLE), timedOut.getCause().getMessage());
+      assertEquals(1, connections.get(), "no second connection: the request was not sent again");
       backend.close().await();
     } finally {
       vertx.close().await();
@@ -84,19 +107,20 @@ class UpstreamBackendTest {
     return answer.get(10, TimeUnit.SECONDS);
   }
 
-  private static void acceptOneAnswerPerConnection(ServerSocket server, AtomicInteger connections) {
+  /** Answers the first request of each connection; on a second one, closes the connection or, with {@code hang}, stays silent. */
+  private static void acceptOneAnswerPerConnection(ServerSocket server, AtomicInteger connections, boolean hang) {
     while (!server.isClosed()) {
       try {
         Socket socket = server.accept();
         int number = connections.incrementAndGet();
-        Thread.ofVirtual().start(() -> answerOnce(socket, number));
+        Thread.ofVirtual().start(() -> answerOnce(socket, number, hang));
       } catch (IOException e) {
         return;
       }
     }
   }
 
-  private static void answerOnce(Socket socket, int number) {
+  private static void answerOnce(Socket socket, int number, boolean hang) {
     try (socket) {
       BufferedReader in = new BufferedReader(new InputStreamReader(socket.getInputStream(), StandardCharsets.ISO_8859_1));
       readRequest(in);
@@ -105,8 +129,11 @@ class UpstreamBackendTest {
       out.write(("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: " + text.length() + "\r\n\r\n" + text)
           .getBytes(StandardCharsets.ISO_8859_1));
       out.flush();
-      // Wait for the next request on this connection, then close it unanswered.
+      // Wait for the next request on this connection, then close it unanswered, or hold it open.
       in.readLine();
+      while (hang && in.read() >= 0) {
+        // Holding the connection until the client gives up on it.
+      }
     } catch (IOException e) {
       // The client went away first: nothing to answer.
     }
