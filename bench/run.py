@@ -301,10 +301,11 @@ def main():
     ports = {name: BASE_PORT + i for i, name in enumerate(["upstream", "nginx", "direct", "worker", "portkey"])}
     # Each open stream holds some heap on the server: 10,000 of them do not fit in 128 MiB.
     heap = options.heap or ("512m" if options.idle > 2000 else "128m")
-    jvm = [JAVA, f"-Xmx{heap}", options.gc, *netty_unsafe()]
+    unsafe = netty_unsafe()
+    jvm = [JAVA, f"-Xmx{heap}", options.gc, *unsafe]
     procs = {}
     try:
-        procs["upstream"] = Proc("upstream", [JAVA, *netty_unsafe(), "-jar", fake_jar, "--port", str(ports["upstream"]), "--tokens", "16"], workdir)
+        procs["upstream"] = Proc("upstream", [JAVA, *unsafe, "-jar", fake_jar, "--port", str(ports["upstream"]), "--tokens", "16"], workdir)
         upstream_base = f"http://127.0.0.1:{ports['upstream']}/v1"
         wait_ready(upstream_base + "/models")
         procs["nginx"] = Proc("nginx", ["nginx", "-p", workdir, "-c", nginx_config(workdir, ports["nginx"], ports["upstream"])], workdir)

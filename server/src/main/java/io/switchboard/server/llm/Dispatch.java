@@ -8,7 +8,6 @@ import io.switchboard.worker.backend.BackendRequest;
 import io.switchboard.worker.backend.Failure;
 import io.switchboard.worker.backend.ResponseSink;
 import io.vertx.core.buffer.Buffer;
-import java.time.Duration;
 import java.util.HashSet;
 import java.util.Map;
 import java.util.Set;
@@ -43,7 +42,6 @@ public final class Dispatch implements SilenceWatch.Watched {
   private final String model;
   private final BackendRequest request;
   private final String preferred;
-  private final long idleTimeoutNanos;
   private final Downstream downstream;
   private final Set<String> tried = new HashSet<>();
 
@@ -58,13 +56,12 @@ public final class Dispatch implements SilenceWatch.Watched {
   private volatile long lastActivity;
 
   Dispatch(LlmRouter router, SilenceWatch silence, String model, BackendRequest request, String preferred,
-      Duration idleTimeout, Downstream downstream) {
+      Downstream downstream) {
     this.router = router;
     this.silence = silence;
     this.model = model;
     this.request = request;
     this.preferred = preferred;
-    this.idleTimeoutNanos = idleTimeout.toNanos();
     this.downstream = downstream;
   }
 
@@ -169,18 +166,18 @@ public final class Dispatch implements SilenceWatch.Watched {
   }
 
   @Override
-  public void checkSilence(long nowNanos) {
+  public void checkSilence(long deadlineNanos) {
     BackendCall running;
     synchronized (this) {
       if (finished) {
         silence.unwatch(this);
         return;
       }
-      if (lease == null || nowNanos - lastActivity < idleTimeoutNanos) {
+      if (lease == null || lastActivity - deadlineNanos > 0) {
         return;
       }
       running = call;
-      log.warn("request for {} on {} timed out: nothing for {} ms", model, lease.worker(), idleTimeoutNanos / 1_000_000);
+      log.warn("request for {} on {} timed out: nothing for {} ms", model, lease.worker(), silence.timeout().toMillis());
       finish(ApiError.timeout());
     }
     if (running != null) {

@@ -11,7 +11,6 @@ import io.vertx.core.Future;
 import io.vertx.core.Promise;
 import io.vertx.core.buffer.Buffer;
 import java.io.IOException;
-import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
@@ -34,13 +33,11 @@ final class EmbeddingsBatcher {
   private final ObjectMapper json;
   private final LlmRouter router;
   private final SilenceWatch silence;
-  private final Duration idleTimeout;
 
-  EmbeddingsBatcher(ObjectMapper json, LlmRouter router, SilenceWatch silence, Duration idleTimeout) {
+  EmbeddingsBatcher(ObjectMapper json, LlmRouter router, SilenceWatch silence) {
     this.json = json;
     this.router = router;
     this.silence = silence;
-    this.idleTimeout = idleTimeout;
   }
 
   /** The inputs to split, or null when the request can go to one worker as it is. */
@@ -146,7 +143,7 @@ final class EmbeddingsBatcher {
       }
       BackendRequest backendRequest = new BackendRequest("POST", "/embeddings", headers, false, Buffer.buffer(body.toString()));
       Collector collector = new Collector();
-      Dispatch dispatch = new Dispatch(router, silence, model, backendRequest, batch.worker(), idleTimeout, collector);
+      Dispatch dispatch = new Dispatch(router, silence, model, backendRequest, batch.worker(), collector);
       running.add(dispatch);
       collector.answer.future().onComplete(ar -> {
         synchronized (this) {

@@ -72,7 +72,7 @@ public final class LlmPlugin {
     this.connectionSettings = new WorkerConnection.Settings(
         Secret.ofNullable(config.clientKey()), config.heartbeatInterval().toMillis(), config.maxFrameBytes());
     this.silence = new SilenceWatch(vertx, config.requestTimeout());
-    this.batcher = new EmbeddingsBatcher(json, router, silence, config.requestTimeout());
+    this.batcher = new EmbeddingsBatcher(json, router, silence);
   }
 
   public LlmRouter router() {
@@ -195,7 +195,7 @@ public final class LlmPlugin {
     Metrics.Request account = metrics.start(peek.model(), path);
     Dispatch dispatch = new Dispatch(router, silence, peek.model(),
         new BackendRequest("POST", path, forwardedHeaders(ctx), peek.stream(), body), null,
-        config.requestTimeout(), new MeteredDownstream(new HttpDownstream(response), account));
+        new MeteredDownstream(new HttpDownstream(response), account));
     response.closeHandler(v -> {
       dispatch.cancel();
       account.end(CLIENT_CLOSED);

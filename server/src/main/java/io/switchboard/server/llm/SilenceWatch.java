@@ -15,19 +15,25 @@ final class SilenceWatch {
 
   /** A request that can tell whether it has been silent too long. */
   interface Watched {
-    /** Ends the request if nothing happened on it for its timeout before {@code nowNanos}. */
-    void checkSilence(long nowNanos);
+    /** Ends the request if nothing happened on it since {@code deadlineNanos} (a {@link System#nanoTime()} value). */
+    void checkSilence(long deadlineNanos);
   }
 
   private final Vertx vertx;
+  private final Duration timeout;
   private final Set<Watched> watched = ConcurrentHashMap.newKeySet();
   private final long timer;
 
-  /** @param timeout the shortest timeout to be watched; the sweep runs often enough to overshoot it by a tenth at most */
+  /** @param timeout how long a request may go without a byte; the sweep overshoots it by a tenth at most */
   SilenceWatch(Vertx vertx, Duration timeout) {
     this.vertx = vertx;
+    this.timeout = timeout;
     long every = Math.clamp(timeout.toMillis() / 10, 10, 1_000);
     this.timer = vertx.setPeriodic(every, t -> sweep());
+  }
+
+  Duration timeout() {
+    return timeout;
   }
 
   void watch(Watched request) {
@@ -39,9 +45,9 @@ final class SilenceWatch {
   }
 
   private void sweep() {
-    long now = System.nanoTime();
+    long deadline = System.nanoTime() - timeout.toNanos();
     for (Watched request : watched) {
-      request.checkSilence(now);
+      request.checkSilence(deadline);
     }
   }
 
