@@ -18,13 +18,21 @@ public final class Admission implements Handler<RoutingContext> {
 
   @Override
   public void handle(RoutingContext ctx) {
-    if (draining) {
+    if (!enter()) {
       ApiError.draining().send(ctx.response());
       return;
     }
-    inFlight.incrementAndGet();
-    ctx.addEndHandler(v -> left());
+    ctx.addEndHandler(v -> leave());
     ctx.next();
+  }
+
+  /** Counts one request in; false, counting nothing, while draining. Each {@code true} takes one {@link #leave}. */
+  public boolean enter() {
+    if (draining) {
+      return false;
+    }
+    inFlight.incrementAndGet();
+    return true;
   }
 
   /** Refuses while draining, without counting: for long-lived connections such as worker dial-ins. */
@@ -58,7 +66,8 @@ public final class Admission implements Handler<RoutingContext> {
     return idle.future();
   }
 
-  private void left() {
+  /** One request let in by {@link #enter} has ended. */
+  public void leave() {
     if (inFlight.decrementAndGet() == 0 && draining) {
       Promise<Void> waiting = idle;
       if (waiting != null) {

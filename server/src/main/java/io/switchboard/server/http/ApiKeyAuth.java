@@ -1,6 +1,7 @@
 package io.switchboard.server.http;
 
 import io.vertx.core.Handler;
+import io.vertx.core.http.HttpServerRequest;
 import io.vertx.core.net.SocketAddress;
 import io.vertx.ext.web.RoutingContext;
 import java.net.InetAddress;
@@ -40,11 +41,22 @@ public final class ApiKeyAuth implements Handler<RoutingContext> {
   }
 
   private ApiError check(RoutingContext ctx) {
+    HttpServerRequest request = ctx.request();
+    return check(request.getHeader("Authorization"), request.getHeader("X-API-Key"),
+        accepted.isEmpty() && isLoopback(request.remoteAddress()));
+  }
+
+  /**
+   * Why a request with these headers is refused, or null when it passes.
+   *
+   * @param loopbackClient whether the client is on this machine; asked only when no key is configured
+   */
+  public ApiError check(String authorization, String apiKeyHeader, boolean loopbackClient) {
     if (accepted.isEmpty()) {
-      return isLoopback(ctx.request().remoteAddress()) ? null : ApiError.unauthorized(
+      return loopbackClient ? null : ApiError.unauthorized(
           "this server has no key configured for this endpoint, so it only serves clients on its own machine");
     }
-    String key = presented(ctx);
+    String key = presented(authorization, apiKeyHeader);
     if (key == null) {
       return ApiError.unauthorized("missing API key: send it as 'Authorization: Bearer <key>'");
     }
@@ -55,12 +67,10 @@ public final class ApiKeyAuth implements Handler<RoutingContext> {
     return matched ? null : ApiError.unauthorized("invalid API key");
   }
 
-  private static String presented(RoutingContext ctx) {
-    String header = ctx.request().getHeader("Authorization");
-    if (header != null && header.regionMatches(true, 0, "Bearer ", 0, 7)) {
-      return header.substring(7).trim();
+  private static String presented(String authorization, String apiKey) {
+    if (authorization != null && authorization.regionMatches(true, 0, "Bearer ", 0, 7)) {
+      return authorization.substring(7).trim();
     }
-    String apiKey = ctx.request().getHeader("X-API-Key");
     return apiKey == null || apiKey.isBlank() ? null : apiKey.trim();
   }
 

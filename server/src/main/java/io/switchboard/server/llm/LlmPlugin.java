@@ -8,27 +8,31 @@ import io.switchboard.server.ServerConfig;
 import io.switchboard.server.http.Admission;
 import io.switchboard.server.http.ApiError;
 import io.switchboard.server.http.ApiException;
+import io.switchboard.server.http.ApiKeyAuth;
 import io.switchboard.server.http.Secret;
 import io.switchboard.server.metrics.Metrics;
 import io.switchboard.worker.backend.BackendRequest;
 import io.switchboard.worker.backend.UpstreamBackend;
 import io.switchboard.worker.llamacpp.LlamaBackend;
 import io.vertx.core.Future;
-import io.vertx.core.Handler;
 import io.vertx.core.Vertx;
 import io.vertx.core.buffer.Buffer;
-import io.vertx.core.http.HttpServerRequest;
+import io.vertx.core.http.HttpConnection;
 import io.vertx.core.http.HttpServerResponse;
+import io.vertx.core.net.impl.ConnectionBase;
 import io.vertx.ext.web.Router;
 import io.vertx.ext.web.RoutingContext;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.UUID;
 import java.util.concurrent.ThreadLocalRandom;
+import java.util.function.Function;
+import java.util.stream.Collectors;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -41,6 +45,13 @@ public final class LlmPlugin {
 
   private static final Logger log = LoggerFactory.getLogger(LlmPlugin.class);
   private static final String[] API_PREFIXES = {"/v1", "/api/llm/v1"};
+  static final String REQUEST_ID = "X-Request-Id";
+  /** The endpoints whose bodies go to a worker untouched; embeddings may be split into batches, so they are not here. */
+  private static final List<String> PROXIED_ENDPOINTS = List.of("/chat/completions", "/completions", "/rerank", "/reranking");
+  /** Each proxied path under every prefix, to its endpoint. */
+  private static final Map<String, String> PROXIED = Arrays.stream(API_PREFIXES)
+      .flatMap(prefix -> PROXIED_ENDPOINTS.stream().map(endpoint -> Map.entry(prefix + endpoint, endpoint)))
+      .collect(Collectors.toUnmodifiableMap(Map.Entry::getKey, Map.Entry::getValue));
   /** The status a request is counted with when its client went away first (nginx's convention). */
   private static final int CLIENT_CLOSED = 499;
 
@@ -56,6 +67,7 @@ public final class LlmPlugin {
   private final List<UpstreamBackend> upstreams = new ArrayList<>();
   private long pollTimer = -1;
   private LlamaBackend localModels;
+  private Http1InferenceHandler.Settings inferenceHandler;
 
   /**
    * @param router the registry and scheduler of workers, shared with whoever else adds workers
@@ -85,14 +97,14 @@ public final class LlmPlugin {
    * @param apiAuth checks the caller's API key
    * @param admission counts requests in flight and refuses new ones while the server drains
    */
-  public void mount(Router web, Handler<RoutingContext> apiAuth, Admission admission) {
+  public void mount(Router web, ApiKeyAuth apiAuth, Admission admission) {
+    this.inferenceHandler = new Http1InferenceHandler.Settings(this, apiAuth, admission, config.maxBodyBytes());
     web.get("/api/llm/connect").handler(admission.gate()).handler(this::connect);
     for (String prefix : API_PREFIXES) {
-      web.post(prefix + "/chat/completions").handler(apiAuth).handler(admission).handler(ctx -> proxy(ctx, "/chat/completions"));
-      web.post(prefix + "/completions").handler(apiAuth).handler(admission).handler(ctx -> proxy(ctx, "/completions"));
+      for (String endpoint : PROXIED_ENDPOINTS) {
+        web.post(prefix + endpoint).handler(apiAuth).handler(admission).handler(ctx -> proxy(ctx, endpoint));
+      }
       web.post(prefix + "/embeddings").handler(apiAuth).handler(admission).handler(this::embeddings);
-      web.post(prefix + "/rerank").handler(apiAuth).handler(admission).handler(ctx -> proxy(ctx, "/rerank"));
-      web.post(prefix + "/reranking").handler(apiAuth).handler(admission).handler(ctx -> proxy(ctx, "/reranking"));
       web.get(prefix + "/models").handler(apiAuth).handler(this::listModels);
       web.get(prefix + "/models/*").handler(apiAuth).handler(this::getModel);
     }
@@ -165,48 +177,117 @@ public final class LlmPlugin {
         .onFailure(e -> log.debug("worker WebSocket upgrade failed: {}", e.getMessage()));
   }
 
-  private void proxy(RoutingContext ctx, String path) {
-    Buffer body = ctx.body().buffer();
-    RequestPeek peek = RequestPeek.of(body);
-    whenReady(ctx, peek.model(), () -> proxy(ctx, path, body, peek));
+  /**
+   * Serves the proxied endpoints of an HTTP/1.1 connection on its Netty pipeline, ahead of the router
+   * (see {@link Http1InferenceHandler}); other connections, and every other request, keep to the router.
+   */
+  public void install(HttpConnection connection) {
+    if (inferenceHandler != null && connection instanceof ConnectionBase base
+        && base.channelHandlerContext().pipeline().get("httpDecoder") != null) {
+      base.channelHandlerContext().pipeline().addBefore("handler", "switchboard-inference",
+          new Http1InferenceHandler(inferenceHandler));
+    }
   }
 
-  /** Runs {@code route} once the model can take requests (a managed instance may have to start first). */
-  private void whenReady(RoutingContext ctx, String model, Runnable route) {
-    Future<Void> ready = managed.prepare(model);
+  /**
+   * The endpoint ({@code /chat/completions}) of a proxied path ({@code /v1/chat/completions}), or null
+   * for every other path.
+   */
+  static String proxiedEndpoint(String path) {
+    return PROXIED.get(path);
+  }
+
+  private void proxy(RoutingContext ctx, String path) {
+    Buffer body = ctx.body().buffer();
+    proxy(ctx, path, body, RequestPeek.of(body));
+  }
+
+  private void proxy(RoutingContext ctx, String path, Buffer body, RequestPeek peek) {
+    Map<String, String> headers = forwardedHeaders(ctx.request()::getHeader);
+    ctx.response().putHeader(REQUEST_ID, headers.get(REQUEST_ID));
+    Runnable gone = route(path, body, peek, headers, new HttpDownstream(ctx.response()));
+    ctx.response().closeHandler(v -> gone.run());
+  }
+
+  /**
+   * Routes one request to a worker once its model can take requests (a managed instance may have to
+   * start first), whichever edge it came in on. The answer, or why there is none, goes to
+   * {@code downstream}.
+   *
+   * @return what to run when the client goes away before the answer ends
+   */
+  Runnable route(String path, Buffer body, RequestPeek peek, Map<String, String> headers, Dispatch.Downstream downstream) {
+    Routed routed = new Routed(path, new BackendRequest("POST", path, headers, peek.stream(), body), peek.model(), downstream);
+    Future<Void> ready = managed.prepare(peek.model());
     if (ready.succeeded()) {
-      route.run();
-      return;
+      routed.dispatch();
+    } else {
+      ready.onComplete(ar -> {
+        if (ar.failed()) {
+          routed.refuse(ApiException.of(ar.cause()));
+        } else {
+          routed.dispatch();
+        }
+      });
     }
-    ready.onComplete(ar -> {
+    return routed;
+  }
+
+  /** One routed request: its dispatch, once its model is ready, and what happens when its client leaves. */
+  private final class Routed implements Runnable {
+    private final String path;
+    private final BackendRequest request;
+    private final String model;
+    private final Dispatch.Downstream downstream;
+    private boolean gone;
+    private Dispatch dispatch;
+    private Metrics.Request account;
+
+    Routed(String path, BackendRequest request, String model, Dispatch.Downstream downstream) {
+      this.path = path;
+      this.request = request;
+      this.model = model;
+      this.downstream = downstream;
+    }
+
+    synchronized void dispatch() {
+      if (gone) {
+        return;
+      }
+      account = metrics.start(model, path);
+      dispatch = new Dispatch(router, silence, model, request, null, new MeteredDownstream(downstream, account));
+      dispatch.start();
+    }
+
+    synchronized void refuse(ApiError error) {
+      if (!gone) {
+        downstream.fail(error, false);
+      }
+    }
+
+    @Override
+    public synchronized void run() {
+      gone = true;
+      if (dispatch != null) {
+        dispatch.cancel();
+        account.end(CLIENT_CLOSED);
+      }
+    }
+  }
+
+  private void embeddings(RoutingContext ctx) {
+    Buffer body = ctx.body().buffer();
+    RequestPeek peek = RequestPeek.of(body);
+    managed.prepare(peek.model()).onComplete(ar -> {
       if (ctx.response().closed()) {
         return;
       }
       if (ar.failed()) {
         ApiException.of(ar.cause()).send(ctx.response());
       } else {
-        route.run();
+        embeddings(ctx, body, peek);
       }
     });
-  }
-
-  private void proxy(RoutingContext ctx, String path, Buffer body, RequestPeek peek) {
-    HttpServerResponse response = ctx.response();
-    Metrics.Request account = metrics.start(peek.model(), path);
-    Dispatch dispatch = new Dispatch(router, silence, peek.model(),
-        new BackendRequest("POST", path, forwardedHeaders(ctx), peek.stream(), body), null,
-        new MeteredDownstream(new HttpDownstream(response), account));
-    response.closeHandler(v -> {
-      dispatch.cancel();
-      account.end(CLIENT_CLOSED);
-    });
-    dispatch.start();
-  }
-
-  private void embeddings(RoutingContext ctx) {
-    Buffer body = ctx.body().buffer();
-    RequestPeek peek = RequestPeek.of(body);
-    whenReady(ctx, peek.model(), () -> embeddings(ctx, body, peek));
   }
 
   private void embeddings(RoutingContext ctx, Buffer body, RequestPeek peek) {
@@ -228,7 +309,9 @@ public final class LlmPlugin {
     }
     HttpServerResponse response = ctx.response();
     Metrics.Request account = metrics.start(peek.model(), "/embeddings");
-    EmbeddingsBatcher.Run run = batcher.run(peek.model(), (ObjectNode) request, inputs, forwardedHeaders(ctx), serving);
+    Map<String, String> headers = forwardedHeaders(ctx.request()::getHeader);
+    response.putHeader(REQUEST_ID, headers.get(REQUEST_ID));
+    EmbeddingsBatcher.Run run = batcher.run(peek.model(), (ObjectNode) request, inputs, headers, serving);
     response.closeHandler(v -> {
       run.cancel();
       account.end(CLIENT_CLOSED);
@@ -311,20 +394,18 @@ public final class LlmPlugin {
     response.putHeader("Content-Type", "application/json").end(body.toString());
   }
 
-  /** The client's headers a backend may need; never its credentials, which are for this server only. */
-  private static Map<String, String> forwardedHeaders(RoutingContext ctx) {
-    HttpServerRequest request = ctx.request();
-    Map<String, String> headers = new HashMap<>(4);
-    String contentType = request.getHeader("Content-Type");
+  /**
+   * The client's headers a backend may need, never its credentials, which are for this server only;
+   * with the request's {@code X-Request-Id}, the client's own or a new one.
+   */
+  static Map<String, String> forwardedHeaders(Function<String, String> header) {
+    Map<String, String> headers = new HashMap<>(8);
+    String contentType = header.apply("Content-Type");
     headers.put("Content-Type", contentType == null ? "application/json" : contentType);
-    copy(request, headers, "Accept");
-    copy(request, headers, "User-Agent");
-    String requestId = request.getHeader("X-Request-Id");
-    if (requestId == null) {
-      requestId = newRequestId();
-    }
-    headers.put("X-Request-Id", requestId);
-    ctx.response().putHeader("X-Request-Id", requestId);
+    copy(header, headers, "Accept");
+    copy(header, headers, "User-Agent");
+    String requestId = header.apply(REQUEST_ID);
+    headers.put(REQUEST_ID, requestId == null ? newRequestId() : requestId);
     return headers;
   }
 
@@ -337,8 +418,8 @@ public final class LlmPlugin {
     return new UUID(random.nextLong(), random.nextLong()).toString();
   }
 
-  private static void copy(HttpServerRequest request, Map<String, String> headers, String name) {
-    String value = request.getHeader(name);
+  private static void copy(Function<String, String> header, Map<String, String> headers, String name) {
+    String value = header.apply(name);
     if (value != null) {
       headers.put(name, value);
     }

@@ -2,37 +2,69 @@ package io.switchboard.worker.backend;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.netty.bootstrap.Bootstrap;
+import io.netty.buffer.ByteBuf;
+import io.netty.buffer.Unpooled;
+import io.netty.channel.Channel;
+import io.netty.channel.ChannelFuture;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelInboundHandlerAdapter;
+import io.netty.channel.ChannelInitializer;
+import io.netty.channel.ChannelOption;
+import io.netty.channel.EventLoop;
+import io.netty.handler.codec.http.DefaultFullHttpRequest;
+import io.netty.handler.codec.http.FullHttpRequest;
+import io.netty.handler.codec.http.HttpClientCodec;
+import io.netty.handler.codec.http.HttpContent;
+import io.netty.handler.codec.http.HttpHeaderNames;
+import io.netty.handler.codec.http.HttpHeaders;
+import io.netty.handler.codec.http.HttpMethod;
+import io.netty.handler.codec.http.HttpResponse;
+import io.netty.handler.codec.http.HttpUtil;
+import io.netty.handler.codec.http.HttpVersion;
+import io.netty.handler.codec.http.LastHttpContent;
+import io.netty.handler.ssl.SslContext;
+import io.netty.handler.ssl.SslContextBuilder;
+import io.netty.handler.ssl.SslHandler;
+import io.netty.util.ReferenceCountUtil;
+import io.netty.util.concurrent.EventExecutor;
+import io.netty.util.concurrent.ScheduledFuture;
+import io.netty.util.internal.ThreadExecutorMap;
 import io.switchboard.protocol.Failures;
-import io.vertx.core.Context;
 import io.vertx.core.Future;
-import io.vertx.core.MultiMap;
+import io.vertx.core.Promise;
 import io.vertx.core.Vertx;
-import io.vertx.core.http.HttpClientAgent;
-import io.vertx.core.http.HttpClientConnection;
-import io.vertx.core.http.HttpClientOptions;
-import io.vertx.core.http.HttpClientRequest;
-import io.vertx.core.http.HttpClientResponse;
-import io.vertx.core.http.HttpClosedException;
-import io.vertx.core.http.HttpConnectOptions;
-import io.vertx.core.http.HttpMethod;
-import io.vertx.core.http.PoolOptions;
-import io.vertx.core.http.RequestOptions;
+import io.vertx.core.buffer.Buffer;
+import io.vertx.core.internal.VertxInternal;
+import io.vertx.core.internal.buffer.BufferInternal;
 import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.net.URI;
 import java.time.Duration;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeSet;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeUnit;
+import javax.net.ssl.SSLEngine;
+import javax.net.ssl.SSLException;
+import javax.net.ssl.SSLParameters;
 
 /**
  * A backend that forwards to any OpenAI-compatible server (llama-server, vLLM, Ollama, LM Studio)
- * with a plain HTTP request, relaying the answer chunk by chunk.
+ * with a plain HTTP/1.1 request, relaying the answer chunk by chunk.
+ *
+ * <p>It speaks HTTP on Netty channels of Vert.x's own event loops, with Netty's HTTP codec, rather
+ * than through Vert.x's HTTP client: the client's request, stream and future objects per request were
+ * a large part of the proxy path's CPU (bench/README.md). Each event loop keeps its own connections,
+ * so a request's upstream connection is on the loop that serves its client and only that loop
+ * touches them: no lock, no thread handoff.
  */
 public final class UpstreamBackend implements Backend {
 
@@ -41,31 +73,21 @@ public final class UpstreamBackend implements Backend {
   private static final Set<String> DROPPED_RESPONSE_HEADERS = caseInsensitive("connection", "transfer-encoding", "keep-alive",
       "access-control-allow-origin", "access-control-allow-credentials", "access-control-allow-headers",
       "access-control-allow-methods");
+  private static final int CONNECT_TIMEOUT_MS = 5_000;
+  private static final Duration MODELS_TIMEOUT = Duration.ofSeconds(10);
 
   private final String baseUrl;
   private final String host;
   private final int port;
-  private final boolean ssl;
+  private final String hostHeader;
   private final String basePath;
-  private final String apiKey;
+  private final String authorization;
   private final List<String> fixedModels;
-  private final Duration idleTimeout;
-  private final Vertx vertx;
-  private final HttpClientOptions clientOptions = new HttpClientOptions().setTcpNoDelay(true).setKeepAlive(true)
-      .setConnectTimeout(5_000);
-  /** Concurrency is limited by the router's max_concurrency, not by a second, hidden limit here. */
-  private final PoolOptions poolOptions = new PoolOptions().setHttp1MaxSize(16_384);
-  /**
-   * One client and one stack of idle connections per event loop. A connection belongs to the loop
-   * that opened it, and a request served on another loop pays a thread handoff (a selector wake-up)
-   * for every read and write: the largest cost on the proxy path when measured. With connections per
-   * loop, a request's connection is always on its own loop, and only that loop touches its stack, so
-   * reusing one takes no lock. Taking connections from this stack rather than from the client's own
-   * pool costs 12% less CPU per request (bench/README.md).
-   */
-  private final ThreadLocal<LoopConnections> loopConnections = new ThreadLocal<>();
-  private final Set<HttpClientAgent> clients = ConcurrentHashMap.newKeySet();
-  private final HttpClientAgent sharedClient;
+  private final long idleTimeoutNanos;
+  private final VertxInternal vertx;
+  private final SslContext ssl;
+  private final Map<EventLoop, LoopConnections> loops = new ConcurrentHashMap<>();
+  private volatile boolean closed;
 
   /**
    * @param baseUrl the upstream's OpenAI base URL; {@code /v1} is appended when it has no path
@@ -76,31 +98,24 @@ public final class UpstreamBackend implements Backend {
   public UpstreamBackend(Vertx vertx, String baseUrl, String apiKey, List<String> fixedModels, Duration idleTimeout) {
     this.baseUrl = normalize(baseUrl);
     URI uri = URI.create(this.baseUrl);
-    this.ssl = "https".equalsIgnoreCase(uri.getScheme());
+    boolean https = "https".equalsIgnoreCase(uri.getScheme());
     this.host = uri.getHost();
-    this.port = uri.getPort() > 0 ? uri.getPort() : ssl ? 443 : 80;
+    this.port = uri.getPort() > 0 ? uri.getPort() : https ? 443 : 80;
+    this.hostHeader = uri.getPort() > 0 ? host + ":" + port : host;
     this.basePath = uri.getRawPath();
-    this.apiKey = apiKey == null || apiKey.isBlank() ? null : apiKey;
+    this.authorization = apiKey == null || apiKey.isBlank() ? null : "Bearer " + apiKey;
     this.fixedModels = List.copyOf(fixedModels);
-    this.idleTimeout = idleTimeout;
-    this.vertx = vertx;
-    this.sharedClient = vertx.createHttpClient(clientOptions, poolOptions);
-    clients.add(sharedClient);
+    this.idleTimeoutNanos = idleTimeout.toNanos();
+    this.vertx = (VertxInternal) vertx;
+    this.ssl = https ? clientSsl() : null;
   }
 
-  /** The connections of the calling event loop, or null for a caller off the event loops. */
-  private LoopConnections loopConnections() {
-    if (!Context.isOnEventLoopThread()) {
-      return null;
+  private static SslContext clientSsl() {
+    try {
+      return SslContextBuilder.forClient().build();
+    } catch (SSLException e) {
+      throw new IllegalStateException("cannot set up TLS for upstream calls: " + e.getMessage(), e);
     }
-    LoopConnections connections = loopConnections.get();
-    if (connections == null) {
-      HttpClientAgent client = vertx.createHttpClient(clientOptions, poolOptions);
-      clients.add(client);
-      connections = new LoopConnections(client);
-      loopConnections.set(connections);
-    }
-    return connections;
   }
 
   static String normalize(String url) {
@@ -119,109 +134,27 @@ public final class UpstreamBackend implements Backend {
   @Override
   public BackendCall call(BackendRequest request, ResponseSink sink) {
     UpstreamCall call = new UpstreamCall(sink);
-    RequestOptions options = target(HttpMethod.valueOf(request.method()), request.path())
-        .setIdleTimeout(idleTimeout.toMillis());
-    request.headers().forEach(options::putHeader);
-    if (apiKey != null) {
-      options.putHeader("Authorization", "Bearer " + apiKey);
+    if (closed) {
+      call.end(new Failure(Failures.UPSTREAM_UNREACHABLE, "upstream " + baseUrl + " is closed"));
+      return call;
     }
-    LoopConnections loop = loopConnections();
-    if (loop == null) {
-      exchange(sharedClient.request(options), request, call, null, null);
+    EventLoop loop = callingLoop();
+    LoopConnections connections = loops.computeIfAbsent(loop, LoopConnections::new);
+    if (loop.inEventLoop()) {
+      connections.send(request, call, true);
     } else {
-      exchange(loop, options, request, call, true);
+      loop.execute(() -> connections.send(request, call, true));
     }
     return call;
   }
 
-  /**
-   * Runs the request on an idle connection of this loop, or on a new one. A reused connection may
-   * have been closed by the upstream while it sat idle; a request that fails on one before any answer
-   * because the connection closed is tried once more on a new connection.
-   */
-  private void exchange(LoopConnections loop, RequestOptions options, BackendRequest request, UpstreamCall call, boolean firstTry) {
-    HttpClientConnection idle = firstTry ? loop.idle.pollFirst() : null;
-    Future<HttpClientConnection> connection = idle != null ? Future.succeededFuture(idle) : loop.open();
-    connection.onComplete(ar -> {
-      if (ar.failed()) {
-        call.end(new Failure(Failures.UPSTREAM_UNREACHABLE, "cannot reach upstream " + baseUrl + ": " + ar.cause().getMessage()));
-        return;
-      }
-      HttpClientConnection conn = ar.result();
-      Runnable retry = idle != null ? () -> exchange(loop, options, request, call, false) : null;
-      exchange(conn.request(options), request, call, () -> loop.release(conn), retry);
-    });
-  }
-
-  /**
-   * Sends the request and relays the answer to the call.
-   *
-   * @param reusable run once the answer has ended and the connection may carry another request, or null
-   * @param retry run instead of failing when the request fails before any answer, or null
-   */
-  private void exchange(Future<HttpClientRequest> requested, BackendRequest request, UpstreamCall call, Runnable reusable,
-      Runnable retry) {
-    requested.onComplete(ar -> {
-      if (ar.failed()) {
-        failBeforeAnswer(call, retry, ar.cause(), "cannot reach upstream " + baseUrl + ": " + ar.cause().getMessage());
-        return;
-      }
-      HttpClientRequest req = ar.result();
-      if (!call.attach(req)) {
-        req.reset();
-        return;
-      }
-      req.send(request.body()).onComplete(sent -> {
-        if (sent.failed()) {
-          failBeforeAnswer(call, retry, sent.cause(), "upstream " + baseUrl + " failed before answering: " + sent.cause().getMessage());
-          return;
-        }
-        HttpClientResponse resp = sent.result();
-        resp.exceptionHandler(e -> call.end(new Failure(Failures.UPSTREAM_ERROR, "upstream broke off: " + e.getMessage())));
-        resp.handler(call::chunk);
-        resp.endHandler(v -> {
-          if (reusable != null && !"close".equalsIgnoreCase(resp.getHeader("Connection"))) {
-            reusable.run();
-          }
-          call.end(null);
-        });
-        call.head(resp.statusCode(), headers(resp.headers()));
-      });
-    });
-  }
-
-  /**
-   * Retries only when the connection was closed under the request: a timeout means the upstream has
-   * the request and is slow, and sending it again would double its work and the client's wait.
-   */
-  private static void failBeforeAnswer(UpstreamCall call, Runnable retry, Throwable cause, String message) {
-    if (retry != null && cause instanceof HttpClosedException && call.detach()) {
-      retry.run();
-    } else {
-      call.end(new Failure(Failures.UPSTREAM_UNREACHABLE, message));
+  /** The event loop the caller runs on, so that the answer comes back on it; any loop for other callers. */
+  private EventLoop callingLoop() {
+    EventExecutor current = ThreadExecutorMap.currentExecutor();
+    if (current instanceof EventLoop loop && loop.parent() == vertx.nettyEventLoopGroup()) {
+      return loop;
     }
-  }
-
-  /** Options for a path under the base URL, parsed once at construction rather than per request. */
-  private RequestOptions target(HttpMethod method, String path) {
-    return new RequestOptions().setMethod(method).setHost(host).setPort(port).setSsl(ssl).setURI(basePath + path);
-  }
-
-  /** A set that matches header names in any case without lower-casing (and allocating) each one. */
-  private static Set<String> caseInsensitive(String... names) {
-    Set<String> set = new TreeSet<>(String.CASE_INSENSITIVE_ORDER);
-    set.addAll(List.of(names));
-    return Collections.unmodifiableSet(set);
-  }
-
-  private static Map<String, String> headers(MultiMap headers) {
-    Map<String, String> out = new HashMap<>();
-    headers.forEach((name, value) -> {
-      if (!DROPPED_RESPONSE_HEADERS.contains(name)) {
-        out.put(name, value);
-      }
-    });
-    return out;
+    return vertx.nettyEventLoopGroup().next();
   }
 
   @Override
@@ -229,18 +162,41 @@ public final class UpstreamBackend implements Backend {
     if (!fixedModels.isEmpty()) {
       return Future.succeededFuture(fixedModels);
     }
-    RequestOptions options = target(HttpMethod.GET, "/models").setTimeout(10_000);
-    if (apiKey != null) {
-      options.putHeader("Authorization", "Bearer " + apiKey);
-    }
-    return sharedClient.request(options)
-        .compose(HttpClientRequest::send)
-        .compose(resp -> resp.body().map(body -> {
-          if (resp.statusCode() != 200) {
-            throw new IllegalStateException("GET " + baseUrl + "/models answered " + resp.statusCode());
+    Promise<List<String>> models = Promise.promise();
+    Buffer body = Buffer.buffer();
+    int[] status = {0};
+    BackendCall call = call(new BackendRequest("GET", "/models", Map.of("Accept", "application/json"), false, Buffer.buffer()),
+        new ResponseSink() {
+          @Override
+          public void head(int code, Map<String, String> headers) {
+            status[0] = code;
           }
-          return modelIds(body.getBytes());
-        }));
+
+          @Override
+          public void chunk(Buffer data) {
+            body.appendBuffer(data);
+          }
+
+          @Override
+          public void end(Failure failure) {
+            if (failure != null) {
+              models.tryFail(failure.message());
+            } else if (status[0] != 200) {
+              models.tryFail("GET " + baseUrl + "/models answered " + status[0]);
+            } else {
+              try {
+                models.tryComplete(modelIds(body.getBytes()));
+              } catch (UncheckedIOException e) {
+                models.tryFail(e);
+              }
+            }
+          }
+        });
+    long timer = vertx.setTimer(MODELS_TIMEOUT.toMillis(), t -> {
+      call.cancel();
+      models.tryFail("GET " + baseUrl + "/models did not answer within " + MODELS_TIMEOUT.toSeconds() + " s");
+    });
+    return models.future().onComplete(ar -> vertx.cancelTimer(timer));
   }
 
   private List<String> modelIds(byte[] body) {
@@ -251,38 +207,276 @@ public final class UpstreamBackend implements Backend {
       }
       return ids;
     } catch (IOException e) {
-      throw new IllegalStateException(baseUrl + "/models is not an OpenAI model list", e);
+      throw new UncheckedIOException(baseUrl + "/models is not an OpenAI model list", e);
     }
   }
 
   @Override
   public Future<Void> close() {
-    return Future.all(clients.stream().map(HttpClientAgent::close).toList()).mapEmpty();
+    closed = true;
+    List<Future<Void>> closing = new ArrayList<>();
+    for (LoopConnections connections : loops.values()) {
+      Promise<Void> done = Promise.promise();
+      connections.loop.execute(() -> connections.closeAll().addListener(f -> done.complete()));
+      closing.add(done.future());
+    }
+    return Future.all(closing).mapEmpty();
   }
 
-  /** One event loop's client and its idle connections, most recently used first; touched by that loop only. */
+  private FullHttpRequest encode(BackendRequest request) {
+    ByteBuf body = request.body().length() == 0 ? Unpooled.EMPTY_BUFFER : ((BufferInternal) request.body()).getByteBuf();
+    FullHttpRequest out = new DefaultFullHttpRequest(HttpVersion.HTTP_1_1, HttpMethod.valueOf(request.method()),
+        basePath + request.path(), body);
+    HttpHeaders headers = out.headers();
+    headers.set(HttpHeaderNames.HOST, hostHeader);
+    request.headers().forEach(headers::set);
+    if (authorization != null) {
+      headers.set(HttpHeaderNames.AUTHORIZATION, authorization);
+    }
+    if (body.isReadable() || !"GET".equals(request.method())) {
+      headers.setInt(HttpHeaderNames.CONTENT_LENGTH, body.readableBytes());
+    }
+    return out;
+  }
+
+  /** A set that matches header names in any case without lower-casing (and allocating) each one. */
+  private static Set<String> caseInsensitive(String... names) {
+    Set<String> set = new TreeSet<>(String.CASE_INSENSITIVE_ORDER);
+    set.addAll(List.of(names));
+    return Collections.unmodifiableSet(set);
+  }
+
+  private static Map<String, String> headers(HttpHeaders headers) {
+    Map<String, String> out = new HashMap<>();
+    for (Map.Entry<String, String> header : headers) {
+      if (!DROPPED_RESPONSE_HEADERS.contains(header.getKey())) {
+        out.put(header.getKey(), header.getValue());
+      }
+    }
+    return out;
+  }
+
+  /**
+   * One event loop's connections to the upstream; touched by that loop only. Idle ones are kept
+   * most recently used first, and one sweep per loop times out the requests that went silent.
+   */
   private final class LoopConnections {
     /** Idle connections kept beyond this many are closed: a burst should not pin sockets forever. */
     private static final int MAX_IDLE = 512;
 
-    private final HttpClientAgent client;
-    private final ArrayDeque<HttpClientConnection> idle = new ArrayDeque<>();
+    private final EventLoop loop;
+    private final Bootstrap bootstrap;
+    private final ArrayDeque<Connection> idle = new ArrayDeque<>();
+    private final Set<Connection> open = new HashSet<>();
+    private final ScheduledFuture<?> sweep;
 
-    LoopConnections(HttpClientAgent client) {
-      this.client = client;
+    LoopConnections(EventLoop loop) {
+      this.loop = loop;
+      this.bootstrap = new Bootstrap().group(loop).channelFactory(vertx.transport().channelFactory(false))
+          .option(ChannelOption.TCP_NODELAY, true)
+          .option(ChannelOption.SO_KEEPALIVE, true)
+          .option(ChannelOption.CONNECT_TIMEOUT_MILLIS, CONNECT_TIMEOUT_MS)
+          // Vert.x's resolver looks names up without blocking the loop, as its own clients do.
+          .resolver(vertx.nameResolver().nettyAddressResolverGroup());
+      long every = Math.clamp(idleTimeoutNanos / 4, TimeUnit.MILLISECONDS.toNanos(50), TimeUnit.SECONDS.toNanos(1));
+      this.sweep = loop.scheduleAtFixedRate(this::sweep, every, every, TimeUnit.NANOSECONDS);
     }
 
-    Future<HttpClientConnection> open() {
-      return client.connect(new HttpConnectOptions().setHost(host).setPort(port).setSsl(ssl)
-              .setConnectTimeout(clientOptions.getConnectTimeout()))
-          .onSuccess(conn -> conn.closeHandler(v -> idle.remove(conn)));
+    /**
+     * Runs the request on an idle connection of this loop, or on a new one. A reused connection may
+     * have been closed by the upstream while it sat idle; a request that fails on one before any
+     * answer because the connection closed is tried once more on a new connection.
+     */
+    void send(BackendRequest request, UpstreamCall call, boolean mayReuse) {
+      if (call.isOver()) {
+        return;
+      }
+      Connection reused = mayReuse ? idle.pollFirst() : null;
+      if (reused != null) {
+        reused.start(request, call, true);
+        return;
+      }
+      connect().addListener((ChannelFuture connected) -> {
+        if (connected.isSuccess()) {
+          connected.channel().pipeline().get(Connection.class).start(request, call, false);
+        } else {
+          call.end(new Failure(Failures.UPSTREAM_UNREACHABLE, "cannot reach upstream " + baseUrl + ": "
+              + connected.cause().getMessage()));
+        }
+      });
     }
 
-    void release(HttpClientConnection conn) {
-      if (idle.size() < MAX_IDLE) {
-        idle.addFirst(conn);
+    private ChannelFuture connect() {
+      Bootstrap connecting = bootstrap.clone().handler(new ChannelInitializer<Channel>() {
+        @Override
+        protected void initChannel(Channel channel) {
+          if (ssl != null) {
+            SSLEngine engine = ssl.newEngine(channel.alloc(), host, port);
+            SSLParameters parameters = engine.getSSLParameters();
+            parameters.setEndpointIdentificationAlgorithm("HTTPS");
+            engine.setSSLParameters(parameters);
+            channel.pipeline().addLast(new SslHandler(engine));
+          }
+          channel.pipeline().addLast(new HttpClientCodec(), new Connection(LoopConnections.this, channel));
+        }
+      });
+      return connecting.connect(host, port);
+    }
+
+    void release(Connection connection) {
+      if (idle.size() < MAX_IDLE && !closed) {
+        idle.addFirst(connection);
       } else {
-        conn.close();
+        connection.channel.close();
+      }
+    }
+
+    void opened(Connection connection) {
+      open.add(connection);
+    }
+
+    void forget(Connection connection) {
+      open.remove(connection);
+      idle.remove(connection);
+    }
+
+    private void sweep() {
+      long now = System.nanoTime();
+      for (Connection connection : List.copyOf(open)) {
+        connection.checkSilence(now);
+      }
+    }
+
+    io.netty.util.concurrent.Future<?> closeAll() {
+      sweep.cancel(false);
+      List<Connection> all = List.copyOf(open);
+      idle.clear();
+      all.forEach(connection -> connection.channel.close());
+      return loop.newSucceededFuture(null);
+    }
+  }
+
+  /** One connection to the upstream, carrying one exchange at a time. */
+  private final class Connection extends ChannelInboundHandlerAdapter {
+    private final LoopConnections home;
+    private final Channel channel;
+    private UpstreamCall call;
+    private BackendRequest request;
+    private boolean reused;
+    private boolean answered;
+    private boolean keepAlive;
+    private long lastActivity;
+
+    Connection(LoopConnections home, Channel channel) {
+      this.home = home;
+      this.channel = channel;
+    }
+
+    @Override
+    public void channelActive(ChannelHandlerContext ctx) {
+      home.opened(this);
+      ctx.fireChannelActive();
+    }
+
+    void start(BackendRequest request, UpstreamCall call, boolean reused) {
+      if (!call.attach(() -> channel.eventLoop().execute(() -> abort(call)))) {
+        home.release(this);
+        return;
+      }
+      this.call = call;
+      this.request = request;
+      this.reused = reused;
+      this.answered = false;
+      this.lastActivity = System.nanoTime();
+      channel.writeAndFlush(encode(request), channel.voidPromise());
+    }
+
+    @Override
+    public void channelRead(ChannelHandlerContext ctx, Object msg) {
+      try {
+        UpstreamCall current = call;
+        if (current == null) {
+          return;
+        }
+        lastActivity = System.nanoTime();
+        if (msg instanceof HttpResponse response) {
+          answered = true;
+          keepAlive = HttpUtil.isKeepAlive(response);
+          current.head(response.status().code(), headers(response.headers()));
+        }
+        if (msg instanceof HttpContent content) {
+          ByteBuf data = content.content();
+          if (data.isReadable()) {
+            // A copy: the decoder's buffer is pooled and goes back once this read is over, and the
+            // chunk may be held longer (queued for a slow client, or on its way to another loop).
+            current.chunk(BufferInternal.buffer(Unpooled.copiedBuffer(data)));
+          }
+          if (content instanceof LastHttpContent) {
+            finish(current);
+          }
+        }
+      } finally {
+        ReferenceCountUtil.release(msg);
+      }
+    }
+
+    private void finish(UpstreamCall current) {
+      call = null;
+      request = null;
+      if (keepAlive && channel.isActive()) {
+        home.release(this);
+      } else {
+        channel.close();
+      }
+      current.end(null);
+    }
+
+    @Override
+    public void channelInactive(ChannelHandlerContext ctx) {
+      home.forget(this);
+      UpstreamCall current = call;
+      BackendRequest lost = request;
+      call = null;
+      request = null;
+      if (current == null) {
+        return;
+      }
+      if (!answered && reused && current.detach()) {
+        home.send(lost, current, false);
+        return;
+      }
+      current.end(answered
+          ? new Failure(Failures.UPSTREAM_ERROR, "upstream " + baseUrl + " broke off: the connection was closed mid-answer")
+          : new Failure(Failures.UPSTREAM_UNREACHABLE, "upstream " + baseUrl + " failed before answering: the connection was closed"));
+    }
+
+    @Override
+    public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+      // What went wrong surfaces as the closed connection in channelInactive, with the request's own message.
+      ctx.close();
+    }
+
+    /** A timeout means the upstream has the request and is slow: the request ends, and is never sent again. */
+    void checkSilence(long now) {
+      UpstreamCall current = call;
+      if (current == null || now - lastActivity < idleTimeoutNanos) {
+        return;
+      }
+      call = null;
+      request = null;
+      channel.close();
+      long ms = TimeUnit.NANOSECONDS.toMillis(idleTimeoutNanos);
+      current.end(answered
+          ? new Failure(Failures.UPSTREAM_ERROR, "upstream " + baseUrl + " went silent mid-answer for " + ms + " ms")
+          : new Failure(Failures.UPSTREAM_UNREACHABLE, "upstream " + baseUrl + " did not answer within " + ms + " ms"));
+    }
+
+    /** The caller gave up: the answer in flight is cut off with the connection, which cannot carry another. */
+    private void abort(UpstreamCall cancelled) {
+      if (call == cancelled) {
+        call = null;
+        request = null;
+        channel.close();
       }
     }
   }
@@ -290,21 +484,22 @@ public final class UpstreamBackend implements Backend {
   /** Guards the sink so that it hears nothing after the end or after a cancel. */
   private static final class UpstreamCall implements BackendCall {
     private final ResponseSink sink;
-    private HttpClientRequest request;
+    private Runnable abort;
     private boolean over;
 
     UpstreamCall(ResponseSink sink) {
       this.sink = sink;
     }
 
-    synchronized boolean attach(HttpClientRequest req) {
-      request = req;
+    /** Binds the call to the connection it runs on; false when it is already over. */
+    synchronized boolean attach(Runnable abortOnCancel) {
+      abort = abortOnCancel;
       return !over;
     }
 
-    /** Forgets the failed request so that another can be attached; false once the call is over. */
+    /** Forgets the failed connection so that another can be attached; false once the call is over. */
     synchronized boolean detach() {
-      request = null;
+      abort = null;
       return !over;
     }
 
@@ -314,7 +509,7 @@ public final class UpstreamBackend implements Backend {
       }
     }
 
-    void chunk(io.vertx.core.buffer.Buffer data) {
+    void chunk(Buffer data) {
       if (!isOver()) {
         sink.chunk(data);
       }
@@ -330,22 +525,22 @@ public final class UpstreamBackend implements Backend {
       sink.end(failure);
     }
 
-    private synchronized boolean isOver() {
+    synchronized boolean isOver() {
       return over;
     }
 
     @Override
     public void cancel() {
-      HttpClientRequest req;
+      Runnable cut;
       synchronized (this) {
         if (over) {
           return;
         }
         over = true;
-        req = request;
+        cut = abort;
       }
-      if (req != null) {
-        req.reset();
+      if (cut != null) {
+        cut.run();
       }
     }
   }

@@ -1,0 +1,413 @@
+package io.switchboard.server.llm;
+
+import io.netty.buffer.ByteBuf;
+import io.netty.buffer.Unpooled;
+import io.netty.channel.ChannelDuplexHandler;
+import io.netty.channel.ChannelFutureListener;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelPromise;
+import io.netty.handler.codec.http.DefaultFullHttpResponse;
+import io.netty.handler.codec.http.DefaultHttpContent;
+import io.netty.handler.codec.http.DefaultHttpResponse;
+import io.netty.handler.codec.http.DefaultLastHttpContent;
+import io.netty.handler.codec.http.FullHttpResponse;
+import io.netty.handler.codec.http.HttpContent;
+import io.netty.handler.codec.http.HttpHeaderNames;
+import io.netty.handler.codec.http.HttpHeaders;
+import io.netty.handler.codec.http.HttpMethod;
+import io.netty.handler.codec.http.HttpRequest;
+import io.netty.handler.codec.http.HttpResponse;
+import io.netty.handler.codec.http.HttpResponseStatus;
+import io.netty.handler.codec.http.HttpStatusClass;
+import io.netty.handler.codec.http.HttpUtil;
+import io.netty.handler.codec.http.HttpVersion;
+import io.netty.handler.codec.http.LastHttpContent;
+import io.netty.util.ReferenceCountUtil;
+import io.switchboard.server.http.Admission;
+import io.switchboard.server.http.ApiError;
+import io.switchboard.server.http.ApiException;
+import io.switchboard.server.http.ApiKeyAuth;
+import io.vertx.core.buffer.Buffer;
+import io.vertx.core.internal.buffer.BufferInternal;
+import java.net.InetSocketAddress;
+import java.net.SocketAddress;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayDeque;
+import java.util.Map;
+
+/**
+ * Serves the proxied OpenAI endpoints (chat completions, completions, rerank) straight off an
+ * HTTP/1.1 connection's Netty pipeline, ahead of Vert.x's HTTP server and router, which every other
+ * request still goes to. Vert.x's request, response and routing objects were the largest part of the
+ * proxy path's CPU that was not the kernel's (bench/README.md). Here a request is read into one
+ * buffer and its answer is written as it arrives; keys, admission, routing and metrics are the
+ * router's own ({@link ApiKeyAuth}, {@link Admission}, {@link LlmPlugin#route}).
+ *
+ * <p>Answers leave in the order their requests came: a request pipelined behind one of ours waits
+ * (reading pauses) until ours is answered, and while Vert.x owes an answer the next request goes to
+ * Vert.x too. A request that upgrades the connection (a worker's WebSocket, h2c) hands the whole
+ * connection to Vert.x.
+ */
+final class Http1InferenceHandler extends ChannelDuplexHandler {
+
+  /** What the handler takes from the server: one instance for all connections. */
+  record Settings(LlmPlugin llm, ApiKeyAuth auth, Admission admission, long maxBodyBytes) {}
+
+  /** Where the content of the request being read goes. */
+  private enum Inbound { NONE, VERTX, OURS, DISCARD }
+
+  /** Answers of unknown length are flushed as they arrive; known lengths once this much is waiting. */
+  private static final int FLUSH_BYTES = 64 * 1024;
+
+  private final Settings settings;
+  private Inbound inbound = Inbound.NONE;
+  private int vertxAnswersOwed;
+  private Exchange current;
+  private ArrayDeque<Object> held;
+
+  Http1InferenceHandler(Settings settings) {
+    this.settings = settings;
+  }
+
+  @Override
+  public void channelRead(ChannelHandlerContext ctx, Object msg) {
+    if (held != null) {
+      held.add(msg);
+      return;
+    }
+    if (msg instanceof HttpRequest request) {
+      if (current != null) {
+        // Pipelined behind our request, whose answer is still on its way: it waits its turn.
+        held = new ArrayDeque<>();
+        held.add(msg);
+        ctx.channel().config().setAutoRead(false);
+        return;
+      }
+      String endpoint = vertxAnswersOwed == 0 ? ourEndpoint(request) : null;
+      if (endpoint == null) {
+        passToVertx(ctx, request);
+        return;
+      }
+      begin(ctx, request, endpoint);
+      if (!(msg instanceof HttpContent)) {
+        return;
+      }
+    }
+    if (msg instanceof HttpContent content) {
+      content(ctx, content);
+    } else {
+      ctx.fireChannelRead(msg);
+    }
+  }
+
+  private static String ourEndpoint(HttpRequest request) {
+    if (request.method() != HttpMethod.POST || !request.decoderResult().isSuccess()
+        || request.headers().contains(HttpHeaderNames.UPGRADE)) {
+      return null;
+    }
+    String uri = request.uri();
+    int query = uri.indexOf('?');
+    return LlmPlugin.proxiedEndpoint(query < 0 ? uri : uri.substring(0, query));
+  }
+
+  private void passToVertx(ChannelHandlerContext ctx, HttpRequest request) {
+    if (request.headers().contains(HttpHeaderNames.UPGRADE)) {
+      // A WebSocket or h2c upgrade: the connection stops being HTTP/1.1, and is Vert.x's from now on.
+      ctx.pipeline().remove(this);
+      ctx.fireChannelRead(request);
+      return;
+    }
+    vertxAnswersOwed++;
+    inbound = request instanceof LastHttpContent ? Inbound.NONE : Inbound.VERTX;
+    ctx.fireChannelRead(request);
+  }
+
+  private void begin(ChannelHandlerContext ctx, HttpRequest request, String endpoint) {
+    Exchange exchange = new Exchange(ctx, request, endpoint);
+    current = exchange;
+    ApiError refusal = settings.auth().check(request.headers().get(HttpHeaderNames.AUTHORIZATION),
+        request.headers().get("X-API-Key"), isLoopback(ctx.channel().remoteAddress()));
+    if (refusal == null && HttpUtil.getContentLength(request, -1L) > settings.maxBodyBytes()) {
+      refusal = ApiError.tooLarge(settings.maxBodyBytes());
+      exchange.keepAlive = false;
+    }
+    if (refusal == null && !settings.admission().enter()) {
+      refusal = ApiError.draining();
+    }
+    if (refusal != null) {
+      inbound = Inbound.DISCARD;
+      exchange.refuse(refusal);
+      return;
+    }
+    exchange.admitted = true;
+    inbound = Inbound.OURS;
+    if (HttpUtil.is100ContinueExpected(request)) {
+      ctx.writeAndFlush(new DefaultFullHttpResponse(HttpVersion.HTTP_1_1, HttpResponseStatus.CONTINUE, Unpooled.EMPTY_BUFFER),
+          ctx.voidPromise());
+    }
+  }
+
+  private static boolean isLoopback(SocketAddress address) {
+    return address instanceof InetSocketAddress inet && inet.getAddress() != null && inet.getAddress().isLoopbackAddress();
+  }
+
+  private void content(ChannelHandlerContext ctx, HttpContent content) {
+    boolean last = content instanceof LastHttpContent;
+    switch (inbound) {
+      case VERTX -> {
+        if (last) {
+          inbound = Inbound.NONE;
+        }
+        ctx.fireChannelRead(content);
+      }
+      case OURS -> {
+        try {
+          current.append(content.content());
+        } finally {
+          content.release();
+        }
+        if (current.body.readableBytes() > settings.maxBodyBytes()) {
+          inbound = last ? Inbound.NONE : Inbound.DISCARD;
+          current.keepAlive = false;
+          current.refuse(ApiError.tooLarge(settings.maxBodyBytes()));
+        } else if (last) {
+          inbound = Inbound.NONE;
+          current.route();
+        }
+      }
+      case DISCARD -> {
+        content.release();
+        if (last) {
+          inbound = Inbound.NONE;
+        }
+      }
+      case NONE -> ctx.fireChannelRead(content);
+    }
+  }
+
+  /** Vert.x's answers pass here on their way out: the end of each one is counted. */
+  @Override
+  public void write(ChannelHandlerContext ctx, Object msg, ChannelPromise promise) {
+    if (msg instanceof LastHttpContent && vertxAnswersOwed > 0
+        && !(msg instanceof HttpResponse response && response.status().codeClass() == HttpStatusClass.INFORMATIONAL)) {
+      vertxAnswersOwed--;
+    }
+    ctx.write(msg, promise);
+  }
+
+  @Override
+  public void channelInactive(ChannelHandlerContext ctx) {
+    if (current != null) {
+      current.clientGone();
+    }
+    if (held != null) {
+      held.forEach(ReferenceCountUtil::release);
+      held = null;
+    }
+    ctx.fireChannelInactive();
+  }
+
+  /** Our answer has gone out: the requests that waited behind it are read now, in order. */
+  private void answered(ChannelHandlerContext ctx, Exchange exchange) {
+    if (current != exchange) {
+      return;
+    }
+    current = null;
+    ArrayDeque<Object> waiting = held;
+    held = null;
+    if (waiting == null) {
+      return;
+    }
+    while (!waiting.isEmpty()) {
+      if (held != null) {
+        held.addAll(waiting);
+        return;
+      }
+      channelRead(ctx, waiting.poll());
+    }
+    if (held == null) {
+      ctx.channel().config().setAutoRead(true);
+    }
+  }
+
+  /**
+   * One of our requests: its body as it arrives, then its answer as the worker sends it. The
+   * {@link Dispatch.Downstream} side may be called from another event loop (a worker's WebSocket);
+   * everything it does runs on the connection's own loop.
+   */
+  private final class Exchange implements Dispatch.Downstream {
+    private final ChannelHandlerContext ctx;
+    private final HttpRequest request;
+    private final String endpoint;
+    private ByteBuf body;
+    private boolean keepAlive;
+    private boolean admitted;
+    private String requestId;
+    private Runnable cancel;
+    private boolean eventStream;
+    private int unflushed;
+    private boolean ended;
+
+    Exchange(ChannelHandlerContext ctx, HttpRequest request, String endpoint) {
+      this.ctx = ctx;
+      this.request = request;
+      this.endpoint = endpoint;
+      this.keepAlive = HttpUtil.isKeepAlive(request);
+    }
+
+    void append(ByteBuf part) {
+      if (body == null) {
+        long length = HttpUtil.getContentLength(request, 1024L);
+        body = Unpooled.buffer((int) Math.min(length, settings.maxBodyBytes() + 1));
+      }
+      if (body.readableBytes() <= settings.maxBodyBytes()) {
+        body.writeBytes(part);
+      }
+    }
+
+    void route() {
+      Buffer payload = BufferInternal.buffer(body == null ? Unpooled.EMPTY_BUFFER : body);
+      body = null;
+      Map<String, String> headers = LlmPlugin.forwardedHeaders(request.headers()::get);
+      requestId = headers.get(LlmPlugin.REQUEST_ID);
+      try {
+        cancel = settings.llm().route(endpoint, payload, RequestPeek.of(payload), headers, this);
+      } catch (ApiException e) {
+        refuse(e.error());
+      }
+    }
+
+    /** Answers with the error before anything went to a worker. */
+    void refuse(ApiError error) {
+      body = null;
+      fail(error, false);
+    }
+
+    void clientGone() {
+      body = null;
+      if (!ended) {
+        ended = true;
+        if (cancel != null) {
+          cancel.run();
+        }
+        leave();
+      }
+    }
+
+    private void leave() {
+      if (admitted) {
+        admitted = false;
+        settings.admission().leave();
+      }
+    }
+
+    @Override
+    public void head(Worker worker, int status, Map<String, String> headers) {
+      onLoop(() -> {
+        if (ended) {
+          return;
+        }
+        HttpResponse response = new DefaultHttpResponse(HttpVersion.HTTP_1_1, HttpResponseStatus.valueOf(status));
+        HttpHeaders out = response.headers();
+        boolean lengthKnown = false;
+        for (Map.Entry<String, String> header : headers.entrySet()) {
+          String name = header.getKey();
+          if (name.equalsIgnoreCase("content-length")) {
+            lengthKnown = true;
+          } else if (name.equalsIgnoreCase("content-type") && header.getValue().regionMatches(true, 0, "text/event-stream", 0, 17)) {
+            eventStream = true;
+          }
+          out.set(name, header.getValue());
+        }
+        out.set("X-Switchboard-Worker", worker.id());
+        out.set(LlmPlugin.REQUEST_ID, requestId);
+        if (eventStream) {
+          out.set(HttpHeaderNames.CACHE_CONTROL, "no-store").set("X-Accel-Buffering", "no");
+        }
+        if (!lengthKnown) {
+          HttpUtil.setTransferEncodingChunked(response, true);
+        }
+        HttpUtil.setKeepAlive(response, keepAlive);
+        ctx.write(response, ctx.voidPromise());
+      });
+    }
+
+    @Override
+    public void chunk(Buffer data) {
+      onLoop(() -> {
+        if (ended) {
+          return;
+        }
+        ByteBuf bytes = ((BufferInternal) data).getByteBuf();
+        unflushed += bytes.readableBytes();
+        ctx.write(new DefaultHttpContent(bytes), ctx.voidPromise());
+        if (eventStream || unflushed >= FLUSH_BYTES) {
+          unflushed = 0;
+          ctx.flush();
+        }
+      });
+    }
+
+    @Override
+    public void complete() {
+      onLoop(() -> {
+        if (!ended) {
+          end(LastHttpContent.EMPTY_LAST_CONTENT);
+        }
+      });
+    }
+
+    @Override
+    public void fail(ApiError error, boolean headSent) {
+      onLoop(() -> {
+        if (ended) {
+          return;
+        }
+        if (!headSent) {
+          end(errorResponse(error));
+        } else if (eventStream) {
+          end(new DefaultLastHttpContent(((BufferInternal) error.toSseEvent()).getByteBuf()));
+        } else {
+          // Part of another answer is out already: cutting the connection is all that tells the client.
+          ended = true;
+          leave();
+          ctx.close();
+          answered(ctx, this);
+        }
+      });
+    }
+
+    private FullHttpResponse errorResponse(ApiError error) {
+      ByteBuf json = Unpooled.copiedBuffer(error.toJson().toString(), StandardCharsets.UTF_8);
+      FullHttpResponse response = new DefaultFullHttpResponse(HttpVersion.HTTP_1_1, HttpResponseStatus.valueOf(error.status()), json);
+      response.headers().set(HttpHeaderNames.CONTENT_TYPE, "application/json").setInt(HttpHeaderNames.CONTENT_LENGTH, json.readableBytes());
+      if (error.retryLater()) {
+        response.headers().set(HttpHeaderNames.RETRY_AFTER, "1");
+      }
+      if (requestId != null) {
+        response.headers().set(LlmPlugin.REQUEST_ID, requestId);
+      }
+      HttpUtil.setKeepAlive(response, keepAlive);
+      return response;
+    }
+
+    private void end(Object last) {
+      ended = true;
+      leave();
+      if (keepAlive) {
+        ctx.writeAndFlush(last, ctx.voidPromise());
+      } else {
+        ctx.writeAndFlush(last).addListener(ChannelFutureListener.CLOSE);
+      }
+      answered(ctx, this);
+    }
+
+    private void onLoop(Runnable action) {
+      if (ctx.executor().inEventLoop()) {
+        action.run();
+      } else {
+        ctx.executor().execute(action);
+      }
+    }
+  }
+}
