@@ -5,6 +5,7 @@ import io.switchboard.protocol.CloseCodes;
 import io.switchboard.protocol.DataFrame;
 import io.switchboard.protocol.DialUrl;
 import io.switchboard.protocol.Failures;
+import io.switchboard.protocol.FlushCoalescing;
 import io.switchboard.protocol.WireCodec;
 import io.switchboard.protocol.WorkerMessage;
 import io.switchboard.worker.backend.Backend;
@@ -165,6 +166,7 @@ public final class WorkerAgent {
       return;
     }
     socket = ws;
+    FlushCoalescing.enable(ws);
     registered = false;
     lastHeard = System.nanoTime();
     ws.textMessageHandler(text -> onText(ws, text));

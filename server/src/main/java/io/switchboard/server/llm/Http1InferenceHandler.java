@@ -324,7 +324,9 @@ final class Http1InferenceHandler extends ChannelDuplexHandler {
         if (eventStream) {
           out.set(HttpHeaderNames.CACHE_CONTROL, "no-store").set("X-Accel-Buffering", "no");
         }
-        if (!lengthKnown) {
+        if (!lengthKnown && request.protocolVersion().equals(HttpVersion.HTTP_1_0)) {
+          keepAlive = false; // an HTTP/1.0 client knows no chunks: the answer ends where the connection does
+        } else if (!lengthKnown) {
           HttpUtil.setTransferEncodingChunked(response, true);
         }
         HttpUtil.setKeepAlive(response, keepAlive);

@@ -3,6 +3,7 @@ package io.switchboard.server.llm;
 import io.switchboard.protocol.CloseCodes;
 import io.switchboard.protocol.DataFrame;
 import io.switchboard.protocol.Failures;
+import io.switchboard.protocol.FlushCoalescing;
 import io.switchboard.protocol.WireCodec;
 import io.switchboard.protocol.WorkerMessage;
 import io.switchboard.server.http.ClientKeyPolicy;
@@ -60,6 +61,7 @@ final class WorkerConnection implements Backend, DialInWatch.Connection {
   }
 
   void start() {
+    FlushCoalescing.enable(ws);
     ws.textMessageHandler(this::onText);
     ws.binaryMessageHandler(this::onBinary);
     ws.exceptionHandler(e -> log.debug("worker connection error: {}", e.getMessage()));

@@ -1,0 +1,220 @@
+package io.switchboard.server.llm;
+
+import static io.switchboard.server.llm.TestGateway.chatBody;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.switchboard.fakeupstream.FakeUpstream;
+import io.switchboard.server.ServerConfig;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.net.InetAddress;
+import java.net.Socket;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.TreeMap;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The inference endpoints as an HTTP/1.1 client sees them on the wire: raw sockets, so that what
+ * crosses the connection (order, interim answers, closes) is what is checked.
+ */
+class Http1EdgeTest {
+
+  private static final String KEY = "sk-edge";
+
+  private FakeUpstream upstream;
+  private TestGateway gateway;
+
+  @BeforeEach
+  void start() {
+    gateway = TestGateway.start(TestGateway.config(KEY, null, 10, Duration.ofSeconds(5), Duration.ofSeconds(10), List.of()));
+    upstream = gateway.fake(FakeUpstream.Behavior.defaults().withTokens(4, 20));
+    gateway.worker(upstream);
+  }
+
+  @AfterEach
+  void stop() {
+    gateway.close();
+  }
+
+  @Test
+  void pipelinedRequestsAreAnsweredInTheOrderTheyCame() throws IOException {
+    try (Socket socket = connect()) {
+      // A slow chat answer first, then a request the router serves, then a streamed chat answer.
+      send(socket, post("/v1/chat/completions", chatBody("fake-model", false), "")
+          + "GET /v1/models HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + KEY + "\r\n\r\n"
+          + post("/api/llm/v1/chat/completions", chatBody("fake-model", true), ""));
+      InputStream in = socket.getInputStream();
+
+      Response chat = Response.read(in);
+      assertEquals(200, chat.status);
+      assertTrue(chat.body.contains("\"chat.completion\""), chat.body);
+      Response models = Response.read(in);
+      assertEquals(200, models.status);
+      assertTrue(models.body.contains("\"object\":\"list\"") && models.body.contains("fake-model"), models.body);
+      Response stream = Response.read(in);
+      assertEquals(200, stream.status);
+      assertTrue(stream.header("content-type").startsWith("text/event-stream"), stream.headers.toString());
+      assertTrue(stream.body.contains("data: [DONE]"), stream.body);
+    }
+  }
+
+  @Test
+  void aClientThatExpectsContinueGetsItBeforeSendingTheBody() throws IOException {
+    String body = chatBody("fake-model", false);
+    try (Socket socket = connect()) {
+      send(socket, "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + KEY
+          + "\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: " + body.length() + "\r\n\r\n");
+      InputStream in = socket.getInputStream();
+      assertEquals(100, Response.read(in).status, "the interim answer comes before any body byte was sent");
+      send(socket, body);
+      Response answer = Response.read(in);
+      assertEquals(200, answer.status);
+      assertNotNull(answer.header("x-request-id"));
+    }
+  }
+
+  @Test
+  void aBodyOverTheLimitIsRefusedWith413AndTheConnectionClosed() throws IOException {
+    try (Socket socket = connect()) {
+      send(socket, "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + KEY
+          + "\r\nContent-Type: application/json\r\nContent-Length: " + (2 << 20) + "\r\n\r\n{\"model\":");
+      InputStream in = socket.getInputStream();
+      Response refused = Response.read(in);
+      assertEquals(413, refused.status);
+      assertTrue(refused.body.contains("\"type\":\"invalid_request_error\""), refused.body);
+      assertEquals(-1, in.read(), "the connection is closed rather than read to the end of the body");
+    }
+  }
+
+  @Test
+  void aBodyWithoutLengthIsCountedAsItArrives() throws IOException {
+    String chunk = "x".repeat(64 * 1024);
+    try (Socket socket = connect()) {
+      StringBuilder request = new StringBuilder("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + KEY
+          + "\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n");
+      for (int i = 0; i < 17; i++) {
+        request.append(Integer.toHexString(chunk.length())).append("\r\n").append(chunk).append("\r\n");
+      }
+      // The body is not ended: the server must answer as soon as it is over the limit.
+      send(socket, request.toString());
+      assertEquals(413, Response.read(socket.getInputStream()).status);
+    }
+  }
+
+  @Test
+  void keysAreCheckedBeforeTheBodyIsRead() throws IOException {
+    try (Socket socket = connect()) {
+      send(socket, post("/v1/chat/completions", chatBody("fake-model", false), "").replace("Bearer " + KEY, "Bearer wrong")
+          + post("/v1/rerank", "{\"model\":\"fake-model\",\"query\":\"q\",\"documents\":[\"a\",\"bb\"]}", ""));
+      InputStream in = socket.getInputStream();
+      Response refused = Response.read(in);
+      assertEquals(401, refused.status);
+      assertTrue(refused.body.contains("invalid API key"), refused.body);
+      Response reranked = Response.read(in);
+      assertEquals(200, reranked.status, "a refused request leaves the connection usable");
+      assertTrue(reranked.body.contains("\"relevance_score\":2"), reranked.body);
+    }
+  }
+
+  @Test
+  void malformedJsonIsA400ThatNamesTheProblem() throws IOException {
+    try (Socket socket = connect()) {
+      send(socket, post("/v1/chat/completions", "{\"model\":\"fake-model\",", ""));
+      Response refused = Response.read(socket.getInputStream());
+      assertEquals(400, refused.status);
+      assertTrue(refused.body.contains("\"code\":\"invalid_json\"") || refused.body.contains("invalid"), refused.body);
+    }
+  }
+
+  @Test
+  void connectionCloseIsHonoured() throws IOException {
+    try (Socket socket = connect()) {
+      send(socket, post("/v1/chat/completions", chatBody("fake-model", true), "Connection: close\r\n"));
+      InputStream in = socket.getInputStream();
+      Response answer = Response.read(in);
+      assertEquals(200, answer.status);
+      assertEquals("close", answer.header("connection"));
+      assertEquals(-1, in.read(), "the server closes once the answer is out");
+    }
+  }
+
+  @Test
+  void aWorkerCanStillDialInAfterInferenceOnTheSamePort() {
+    FakeUpstream second = gateway.fake(FakeUpstream.Behavior.defaults().withModels("second-model"));
+    gateway.worker(second);
+    assertEquals(200, gateway.post("/v1/chat/completions", chatBody("second-model", false), "Authorization", "Bearer " + KEY)
+        .statusCode());
+  }
+
+  private Socket connect() throws IOException {
+    Socket socket = new Socket(InetAddress.getLoopbackAddress(), gateway.server.port());
+    socket.setSoTimeout(10_000);
+    return socket;
+  }
+
+  private static String post(String path, String body, String extraHeaders) {
+    return "POST " + path + " HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + KEY + "\r\nContent-Type: application/json\r\n"
+        + extraHeaders + "Content-Length: " + body.getBytes(StandardCharsets.UTF_8).length + "\r\n\r\n" + body;
+  }
+
+  private static void send(Socket socket, String text) throws IOException {
+    OutputStream out = socket.getOutputStream();
+    out.write(text.getBytes(StandardCharsets.UTF_8));
+    out.flush();
+  }
+
+  /** One HTTP/1.1 response read off the socket: by its length, in chunks, or (1xx) head only. */
+  private record Response(int status, Map<String, String> headers, String body) {
+
+    String header(String name) {
+      return headers.get(name.toLowerCase(Locale.ROOT));
+    }
+
+    static Response read(InputStream in) throws IOException {
+      String statusLine = line(in);
+      int status = Integer.parseInt(statusLine.split(" ")[1]);
+      Map<String, String> headers = new TreeMap<>();
+      for (String line = line(in); !line.isEmpty(); line = line(in)) {
+        int colon = line.indexOf(':');
+        headers.put(line.substring(0, colon).trim().toLowerCase(Locale.ROOT), line.substring(colon + 1).trim());
+      }
+      if (status < 200) {
+        return new Response(status, headers, "");
+      }
+      ByteArrayOutputStream body = new ByteArrayOutputStream();
+      if ("chunked".equalsIgnoreCase(headers.get("transfer-encoding"))) {
+        for (int size = Integer.parseInt(line(in), 16); size > 0; size = Integer.parseInt(line(in), 16)) {
+          body.write(in.readNBytes(size));
+          line(in);
+        }
+        line(in);
+      } else {
+        body.write(in.readNBytes(Integer.parseInt(headers.getOrDefault("content-length", "0"))));
+      }
+      return new Response(status, headers, body.toString(StandardCharsets.UTF_8));
+    }
+
+    private static String line(InputStream in) throws IOException {
+      StringBuilder line = new StringBuilder();
+      for (int c = in.read(); c != '\n'; c = in.read()) {
+        if (c < 0) {
+          throw new IOException("connection closed mid-response after: " + line);
+        }
+        if (c != '\r') {
+          line.append((char) c);
+        }
+      }
+      return line.toString();
+    }
+  }
+}
