@@ -17,6 +17,7 @@ import io.vertx.core.Context;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
 import io.vertx.core.Vertx;
+import io.vertx.core.internal.ContextInternal;
 import io.vertx.core.buffer.Buffer;
 import io.vertx.core.http.WebSocket;
 import io.vertx.core.http.WebSocketClient;
@@ -411,9 +412,12 @@ public final class WorkerAgent {
     }
   }
 
-  /** Runs on the agent's context: at once when already there (the usual case for backend callbacks). */
+  /**
+   * Runs on the agent's context: at once when already on its thread (the usual case for backend
+   * callbacks, which come from the context's own event loop, though not always through Vert.x).
+   */
   private void onContext(Runnable action) {
-    if (Vertx.currentContext() == context) {
+    if (((ContextInternal) context).inThread()) {
       action.run();
     } else {
       context.runOnContext(v -> action.run());

@@ -162,7 +162,8 @@ public final class UpstreamBackend implements Backend {
     if (!fixedModels.isEmpty()) {
       return Future.succeededFuture(fixedModels);
     }
-    Promise<List<String>> models = Promise.promise();
+    // Completed on the caller's context, as Vert.x's own client would: the answer is read on a bare Netty loop.
+    Promise<List<String>> models = vertx.getOrCreateContext().promise();
     Buffer body = Buffer.buffer();
     int[] status = {0};
     BackendCall call = call(new BackendRequest("GET", "/models", Map.of("Accept", "application/json"), false, Buffer.buffer()),
