@@ -218,7 +218,10 @@ public final class UpstreamBackend implements Backend {
     List<Future<Void>> closing = new ArrayList<>();
     for (LoopConnections connections : loops.values()) {
       Promise<Void> done = Promise.promise();
-      connections.loop.execute(() -> connections.closeAll().addListener(f -> done.complete()));
+      connections.loop.execute(() -> {
+        connections.closeAll();
+        done.complete();
+      });
       closing.add(done.future());
     }
     return Future.all(closing).mapEmpty();
@@ -348,12 +351,10 @@ public final class UpstreamBackend implements Backend {
       }
     }
 
-    io.netty.util.concurrent.Future<?> closeAll() {
+    void closeAll() {
       sweep.cancel(false);
-      List<Connection> all = List.copyOf(open);
       idle.clear();
-      all.forEach(connection -> connection.channel.close());
-      return loop.newSucceededFuture(null);
+      List.copyOf(open).forEach(connection -> connection.channel.close());
     }
   }
 
