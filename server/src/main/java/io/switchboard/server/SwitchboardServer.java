@@ -326,7 +326,11 @@ public final class SwitchboardServer {
 
     @Override
     public Future<?> start() {
-      return vertx.createHttpServer(options).connectionHandler(llm::install).requestHandler(web).listen().onSuccess(s -> boundPort.set(s.actualPort()));
+      return vertx.createHttpServer(options)
+          .connectionHandler(llm::install)
+          .requestHandler(web)
+          .listen()
+          .onSuccess(s -> boundPort.set(s.actualPort()));
     }
   }
 }

@@ -217,7 +217,7 @@ public final class LlmPlugin {
    * @return what to run when the client goes away before the answer ends
    */
   Runnable route(String path, Buffer body, RequestPeek peek, Map<String, String> headers, Dispatch.Downstream downstream) {
-    Routed routed = new Routed(path, new BackendRequest("POST", path, headers, peek.stream(), body), peek.model(), downstream);
+    Routed routed = new Routed(new BackendRequest("POST", path, headers, peek.stream(), body), peek.model(), downstream);
     Future<Void> ready = managed.prepare(peek.model());
     if (ready.succeeded()) {
       routed.dispatch();
@@ -235,7 +235,6 @@ public final class LlmPlugin {
 
   /** One routed request: its dispatch, once its model is ready, and what happens when its client leaves. */
   private final class Routed implements Runnable {
-    private final String path;
     private final BackendRequest request;
     private final String model;
     private final Dispatch.Downstream downstream;
@@ -243,8 +242,7 @@ public final class LlmPlugin {
     private Dispatch dispatch;
     private Metrics.Request account;
 
-    Routed(String path, BackendRequest request, String model, Dispatch.Downstream downstream) {
-      this.path = path;
+    Routed(BackendRequest request, String model, Dispatch.Downstream downstream) {
       this.request = request;
       this.model = model;
       this.downstream = downstream;
@@ -254,7 +252,7 @@ public final class LlmPlugin {
       if (gone) {
         return;
       }
-      account = metrics.start(model, path);
+      account = metrics.start(model, request.path());
       dispatch = new Dispatch(router, silence, model, request, null, new MeteredDownstream(downstream, account));
       dispatch.start();
     }
