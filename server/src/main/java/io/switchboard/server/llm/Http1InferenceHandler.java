@@ -307,7 +307,7 @@ final class Http1InferenceHandler extends ChannelDuplexHandler {
         if (ended) {
           return;
         }
-        HttpResponse response = new DefaultHttpResponse(HttpVersion.HTTP_1_1, HttpResponseStatus.valueOf(status));
+        HttpResponse response = new DefaultHttpResponse(HttpVersion.HTTP_1_1, status == 200 ? HttpResponseStatus.OK : HttpResponseStatus.valueOf(status));
         HttpHeaders out = response.headers();
         boolean lengthKnown = false;
         for (Map.Entry<String, String> header : headers.entrySet()) {

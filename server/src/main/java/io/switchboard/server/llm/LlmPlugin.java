@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.netty.channel.ChannelPipeline;
 import io.switchboard.server.ServerConfig;
 import io.switchboard.server.http.Admission;
 import io.switchboard.server.http.ApiError;
@@ -184,8 +185,12 @@ public final class LlmPlugin {
   public void install(HttpConnection connection) {
     if (inferenceHandler != null && connection instanceof ConnectionBase base
         && base.channelHandlerContext().pipeline().get("httpDecoder") != null) {
-      base.channelHandlerContext().pipeline().addBefore("handler", "switchboard-inference",
-          new Http1InferenceHandler(inferenceHandler));
+      ChannelPipeline pipeline = base.channelHandlerContext().pipeline();
+      // Ahead of Vert.x's WebSocket-extension handler, which would only look at our requests and
+      // answers and pass them on. Not further up: the connection's first request is already on its
+      // way out of the h2c handler, which sits above.
+      String next = pipeline.get("webSocketExtensionHandler") != null ? "webSocketExtensionHandler" : "handler";
+      pipeline.addBefore(next, "switchboard-inference", new Http1InferenceHandler(inferenceHandler));
     }
   }
 

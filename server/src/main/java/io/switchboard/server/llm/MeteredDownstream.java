@@ -1,8 +1,10 @@
 package io.switchboard.server.llm;
 
+import io.netty.buffer.ByteBuf;
 import io.switchboard.server.http.ApiError;
 import io.switchboard.server.metrics.Metrics;
 import io.vertx.core.buffer.Buffer;
+import io.vertx.core.internal.buffer.BufferInternal;
 import java.nio.charset.StandardCharsets;
 import java.util.Map;
 
@@ -13,7 +15,9 @@ import java.util.Map;
  */
 final class MeteredDownstream implements Dispatch.Downstream {
 
-  private static final byte[] USAGE = "\"usage\"".getBytes(StandardCharsets.US_ASCII);
+  private static final byte[] USAGE = ascii("\"usage\"");
+  private static final byte[] PROMPT_TOKENS = ascii("\"prompt_tokens\"");
+  private static final byte[] COMPLETION_TOKENS = ascii("\"completion_tokens\"");
 
   private final Dispatch.Downstream next;
   private final Metrics.Request account;
@@ -35,10 +39,10 @@ final class MeteredDownstream implements Dispatch.Downstream {
   @Override
   public void chunk(Buffer data) {
     account.firstByte();
-    if (contains(data, USAGE)) {
-      String text = data.toString(StandardCharsets.UTF_8);
-      long in = number(text, "\"prompt_tokens\":");
-      long out = number(text, "\"completion_tokens\":");
+    Bytes bytes = Bytes.of(data);
+    if (bytes.lastIndexOf(USAGE, bytes.end) >= 0) {
+      long in = bytes.numberAfter(PROMPT_TOKENS);
+      long out = bytes.numberAfter(COMPLETION_TOKENS);
       if (in >= 0 || out >= 0) {
         account.tokens(Math.max(0, in), Math.max(0, out));
       }
@@ -64,44 +68,64 @@ final class MeteredDownstream implements Dispatch.Downstream {
     next.fail(error, headSent);
   }
 
-  /** One copy into an array and a plain loop: per-byte reads through the buffer cost a bounds check each. */
-  private static boolean contains(Buffer data, byte[] needle) {
-    byte[] bytes = data.getBytes();
-    byte first = needle[0];
-    int last = bytes.length - needle.length;
-    outer:
-    for (int i = 0; i <= last; i++) {
-      if (bytes[i] != first) {
-        continue;
-      }
-      for (int j = 1; j < needle.length; j++) {
-        if (bytes[i + j] != needle[j]) {
-          continue outer;
-        }
-      }
-      return true;
-    }
-    return false;
+  private static byte[] ascii(String text) {
+    return text.getBytes(StandardCharsets.US_ASCII);
   }
 
-  /** The whole number after {@code key} (spaces allowed), or -1. */
-  private static long number(String text, String key) {
-    int at = text.lastIndexOf(key);
-    if (at < 0) {
-      at = text.lastIndexOf(key.replace(":", ": "));
+  /**
+   * A chunk's bytes, read where they lie when the buffer is on the heap (it is for answers from
+   * upstreams) and copied once otherwise: a JSON answer is scanned without being decoded to text.
+   */
+  private record Bytes(byte[] array, int start, int end) {
+
+    static Bytes of(Buffer data) {
+      ByteBuf buf = ((BufferInternal) data).getByteBuf();
+      if (buf.hasArray()) {
+        int start = buf.arrayOffset() + buf.readerIndex();
+        return new Bytes(buf.array(), start, start + buf.readableBytes());
+      }
+      byte[] copy = data.getBytes();
+      return new Bytes(copy, 0, copy.length);
+    }
+
+    /** Where the last {@code needle} begins before {@code before}, or -1. */
+    int lastIndexOf(byte[] needle, int before) {
+      outer:
+      for (int i = before - needle.length; i >= start; i--) {
+        for (int j = 0; j < needle.length; j++) {
+          if (array[i + j] != needle[j]) {
+            continue outer;
+          }
+        }
+        return i;
+      }
+      return -1;
+    }
+
+    /** The whole number after the last {@code key} and its colon (spaces allowed), or -1. */
+    long numberAfter(byte[] key) {
+      int at = lastIndexOf(key, end);
       if (at < 0) {
         return -1;
       }
-      at += 1;
+      int i = skipSpaces(at + key.length);
+      if (i >= end || array[i] != ':') {
+        return -1;
+      }
+      i = skipSpaces(i + 1);
+      long value = 0;
+      int digits = 0;
+      for (; i < end && array[i] >= '0' && array[i] <= '9' && digits < 18; i++, digits++) {
+        value = value * 10 + (array[i] - '0');
+      }
+      return digits > 0 ? value : -1;
     }
-    int i = at + key.length();
-    while (i < text.length() && text.charAt(i) == ' ') {
-      i++;
+
+    private int skipSpaces(int i) {
+      while (i < end && array[i] == ' ') {
+        i++;
+      }
+      return i;
     }
-    int start = i;
-    while (i < text.length() && Character.isDigit(text.charAt(i))) {
-      i++;
-    }
-    return i > start ? Long.parseLong(text.substring(start, i)) : -1;
   }
 }

@@ -4,9 +4,11 @@ import com.fasterxml.jackson.core.JsonFactory;
 import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.core.JsonToken;
+import io.netty.buffer.ByteBuf;
 import io.switchboard.server.http.ApiError;
 import io.switchboard.server.http.ApiException;
 import io.vertx.core.buffer.Buffer;
+import io.vertx.core.internal.buffer.BufferInternal;
 import java.io.IOException;
 
 /**
@@ -24,7 +26,7 @@ public record RequestPeek(String model, boolean stream) {
     }
     String model = null;
     boolean stream = false;
-    try (JsonParser parser = JSON.createParser(body.getBytes())) {
+    try (JsonParser parser = parser(body)) {
       if (parser.nextToken() != JsonToken.START_OBJECT) {
         throw new ApiException(ApiError.badRequest("request body must be a JSON object"));
       }
@@ -52,5 +54,14 @@ public record RequestPeek(String model, boolean stream) {
       throw new ApiException(ApiError.badRequest("you must provide a model parameter"));
     }
     return new RequestPeek(model, stream);
+  }
+
+  /** Reads a heap buffer where it lies; anything else is copied once. */
+  private static JsonParser parser(Buffer body) throws IOException {
+    ByteBuf bytes = ((BufferInternal) body).getByteBuf();
+    if (bytes.hasArray()) {
+      return JSON.createParser(bytes.array(), bytes.arrayOffset() + bytes.readerIndex(), bytes.readableBytes());
+    }
+    return JSON.createParser(body.getBytes());
   }
 }
