@@ -6,6 +6,8 @@
   (c) direct       Switchboard with the upstream as a server-side route (one hop)
   (d) worker       Switchboard through a dial-in worker (two hops)
   (e) portkey      the Portkey gateway from npm, pointed at the same upstream (skipped if it won't run)
+  (f) netty        a bare Netty reverse proxy (bench/src/.../NettyFloor.java): the JVM's and Netty's floor,
+                   with none of a gateway's work; Switchboard's gap to it is Switchboard's own
 
 For each target and each concurrency, wrk sends non-streaming chat completions. A streaming
 scenario measures time to first token and time per token. Prints one table and writes the numbers
@@ -298,7 +300,7 @@ def main():
     fake_jar = ensure_jars()
     portkey = None if options.skip_portkey else ensure_portkey()
     workdir = tempfile.mkdtemp(prefix="switchboard-bench-")
-    ports = {name: BASE_PORT + i for i, name in enumerate(["upstream", "nginx", "direct", "worker", "portkey"])}
+    ports = {name: BASE_PORT + i for i, name in enumerate(["upstream", "nginx", "direct", "worker", "portkey", "netty"])}
     # Each open stream holds some heap on the server: 10,000 of them do not fit in 128 MiB.
     heap = options.heap or ("512m" if options.idle > 2000 else "128m")
     unsafe = netty_unsafe()
@@ -330,6 +332,9 @@ def main():
             targets["portkey"] = (f"http://127.0.0.1:{ports['portkey']}/v1/chat/completions",
                                   {"x-portkey-provider": "openai", "x-portkey-custom-host": upstream_base,
                                    "Authorization": "Bearer bench"})
+        procs["netty"] = Proc("netty", jvm + ["-cp", BENCH_JAR, "io.switchboard.bench.NettyFloor", str(ports["netty"]),
+                                              str(ports["upstream"]), str(os.cpu_count())], workdir)
+        targets["netty"] = (f"http://127.0.0.1:{ports['netty']}/v1/chat/completions", {})
         if options.only:
             keep = {"upstream", "nginx", *options.only.split(",")}
             targets = {name: target for name, target in targets.items() if name in keep}
