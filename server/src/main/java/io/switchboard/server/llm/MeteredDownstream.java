@@ -1,10 +1,8 @@
 package io.switchboard.server.llm;
 
-import io.netty.buffer.ByteBuf;
 import io.switchboard.server.http.ApiError;
 import io.switchboard.server.metrics.Metrics;
 import io.vertx.core.buffer.Buffer;
-import io.vertx.core.internal.buffer.BufferInternal;
 import java.nio.charset.StandardCharsets;
 import java.util.Map;
 
@@ -39,8 +37,8 @@ final class MeteredDownstream implements Dispatch.Downstream {
   @Override
   public void chunk(Buffer data) {
     account.firstByte();
-    Bytes bytes = Bytes.of(data);
-    if (bytes.lastIndexOf(USAGE, bytes.end) >= 0) {
+    BufferBytes bytes = BufferBytes.of(data);
+    if (bytes.lastIndexOf(USAGE) >= 0) {
       long in = bytes.numberAfter(PROMPT_TOKENS);
       long out = bytes.numberAfter(COMPLETION_TOKENS);
       if (in >= 0 || out >= 0) {
@@ -70,62 +68,5 @@ final class MeteredDownstream implements Dispatch.Downstream {
 
   private static byte[] ascii(String text) {
     return text.getBytes(StandardCharsets.US_ASCII);
-  }
-
-  /**
-   * A chunk's bytes, read where they lie when the buffer is on the heap (it is for answers from
-   * upstreams) and copied once otherwise: a JSON answer is scanned without being decoded to text.
-   */
-  private record Bytes(byte[] array, int start, int end) {
-
-    static Bytes of(Buffer data) {
-      ByteBuf buf = ((BufferInternal) data).getByteBuf();
-      if (buf.hasArray()) {
-        int start = buf.arrayOffset() + buf.readerIndex();
-        return new Bytes(buf.array(), start, start + buf.readableBytes());
-      }
-      byte[] copy = data.getBytes();
-      return new Bytes(copy, 0, copy.length);
-    }
-
-    /** Where the last {@code needle} begins before {@code before}, or -1. */
-    int lastIndexOf(byte[] needle, int before) {
-      outer:
-      for (int i = before - needle.length; i >= start; i--) {
-        for (int j = 0; j < needle.length; j++) {
-          if (array[i + j] != needle[j]) {
-            continue outer;
-          }
-        }
-        return i;
-      }
-      return -1;
-    }
-
-    /** The whole number after the last {@code key} and its colon (spaces allowed), or -1. */
-    long numberAfter(byte[] key) {
-      int at = lastIndexOf(key, end);
-      if (at < 0) {
-        return -1;
-      }
-      int i = skipSpaces(at + key.length);
-      if (i >= end || array[i] != ':') {
-        return -1;
-      }
-      i = skipSpaces(i + 1);
-      long value = 0;
-      int digits = 0;
-      for (; i < end && array[i] >= '0' && array[i] <= '9' && digits < 18; i++, digits++) {
-        value = value * 10 + (array[i] - '0');
-      }
-      return digits > 0 ? value : -1;
-    }
-
-    private int skipSpaces(int i) {
-      while (i < end && array[i] == ' ') {
-        i++;
-      }
-      return i;
-    }
   }
 }

@@ -4,11 +4,9 @@ import com.fasterxml.jackson.core.JsonFactory;
 import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.core.JsonToken;
-import io.netty.buffer.ByteBuf;
 import io.switchboard.server.http.ApiError;
 import io.switchboard.server.http.ApiException;
 import io.vertx.core.buffer.Buffer;
-import io.vertx.core.internal.buffer.BufferInternal;
 import java.io.IOException;
 
 /**
@@ -56,12 +54,8 @@ public record RequestPeek(String model, boolean stream) {
     return new RequestPeek(model, stream);
   }
 
-  /** Reads a heap buffer where it lies; anything else is copied once. */
   private static JsonParser parser(Buffer body) throws IOException {
-    ByteBuf bytes = ((BufferInternal) body).getByteBuf();
-    if (bytes.hasArray()) {
-      return JSON.createParser(bytes.array(), bytes.arrayOffset() + bytes.readerIndex(), bytes.readableBytes());
-    }
-    return JSON.createParser(body.getBytes());
+    BufferBytes bytes = BufferBytes.of(body);
+    return JSON.createParser(bytes.array(), bytes.start(), bytes.end() - bytes.start());
   }
 }
