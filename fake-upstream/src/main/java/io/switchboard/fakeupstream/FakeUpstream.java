@@ -31,8 +31,10 @@ import java.util.concurrent.atomic.AtomicInteger;
  *
  * <p>Chat answers are {@code tokens} words {@code "tok0 tok1 ..."}; streamed, one word per chunk every
  * {@code tokenIntervalMs}. A request may set both itself with {@code max_tokens} and
- * {@code fake_interval_ms}, so that one fake serves several benchmark scenarios. An embedding of a text is {@code [length, sum of its chars]}, so a caller can
- * check that every vector sits at the index of its input.
+ * {@code fake_interval_ms}, so that one fake serves several benchmark scenarios, and add headers to
+ * its answer with {@code fake_headers} (an object), as servers that echo request ids or send CORS
+ * headers do. An embedding of a text is {@code [length, sum of its chars]}, so a caller can check
+ * that every vector sits at the index of its input.
  */
 public final class FakeUpstream {
 
@@ -226,6 +228,7 @@ public final class FakeUpstream {
     String model = request.path("model").asText("fake-model");
     boolean stream = request.path("stream").asBoolean(false);
     boolean includeUsage = request.path("stream_options").path("include_usage").asBoolean(false);
+    request.path("fake_headers").properties().forEach(header -> resp.putHeader(header.getKey(), header.getValue().asText()));
     inFlight.incrementAndGet();
     Exchange exchange = new Exchange(resp);
     resp.closeHandler(v -> exchange.abort());

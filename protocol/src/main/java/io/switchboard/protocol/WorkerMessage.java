@@ -2,6 +2,9 @@ package io.switchboard.protocol;
 
 import com.fasterxml.jackson.annotation.JsonSubTypes;
 import com.fasterxml.jackson.annotation.JsonTypeInfo;
+import io.netty.handler.codec.http.DefaultHttpHeaders;
+import io.netty.handler.codec.http.HttpHeaders;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
@@ -64,8 +67,30 @@ public sealed interface WorkerMessage {
       boolean stream,
       long bodyLength) implements WorkerMessage {}
 
-  /** Worker to server: the backend answered with this status and these headers; body frames follow. */
-  record ResponseHead(long requestId, int status, Map<String, String> headers) implements WorkerMessage {}
+  /**
+   * Worker to server: the backend answered with this status and these headers (one value per
+   * name); body frames follow.
+   */
+  record ResponseHead(long requestId, int status, Map<String, String> headers) implements WorkerMessage {
+
+    /** The head of a backend's answer, as it travels. */
+    public static ResponseHead of(long requestId, int status, HttpHeaders headers) {
+      Map<String, String> map = new LinkedHashMap<>();
+      for (Map.Entry<String, String> header : headers) {
+        map.put(header.getKey(), header.getValue());
+      }
+      return new ResponseHead(requestId, status, map);
+    }
+
+    /** The headers as HTTP headers again, each name and value checked: they come from another machine. */
+    public HttpHeaders httpHeaders() {
+      HttpHeaders out = new DefaultHttpHeaders();
+      if (headers != null) {
+        headers.forEach(out::add);
+      }
+      return out;
+    }
+  }
 
   /**
    * Worker to server: the request is over. A null {@code error} is a complete response; otherwise

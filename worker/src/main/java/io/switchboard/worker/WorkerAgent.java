@@ -1,5 +1,6 @@
 package io.switchboard.worker;
 
+import io.netty.handler.codec.http.HttpHeaders;
 import io.switchboard.protocol.BuildInfo;
 import io.switchboard.protocol.CloseCodes;
 import io.switchboard.protocol.DataFrame;
@@ -463,10 +464,10 @@ public final class WorkerAgent {
     }
 
     @Override
-    public void head(int status, Map<String, String> headers) {
+    public void head(int status, HttpHeaders headers) {
       onContext(() -> {
         if (current()) {
-          ws.writeTextMessage(WireCodec.encode(new WorkerMessage.ResponseHead(meta.requestId(), status, headers)));
+          ws.writeTextMessage(WireCodec.encode(WorkerMessage.ResponseHead.of(meta.requestId(), status, headers)));
         }
       });
     }

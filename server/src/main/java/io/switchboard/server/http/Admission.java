@@ -4,7 +4,7 @@ import io.vertx.core.Future;
 import io.vertx.core.Handler;
 import io.vertx.core.Promise;
 import io.vertx.ext.web.RoutingContext;
-import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.LongAdder;
 
 /**
  * Counts the API requests in flight and turns new ones away once the server drains, so that a
@@ -12,7 +12,11 @@ import java.util.concurrent.atomic.AtomicInteger;
  */
 public final class Admission implements Handler<RoutingContext> {
 
-  private final AtomicInteger inFlight = new AtomicInteger();
+  /**
+   * A LongAdder, not one atomic: every event loop counts each request in and out, and one shared
+   * cell would bounce between their cores.
+   */
+  private final LongAdder inFlight = new LongAdder();
   private volatile boolean draining;
   private volatile Promise<Void> idle;
 
@@ -31,7 +35,7 @@ public final class Admission implements Handler<RoutingContext> {
     if (draining) {
       return false;
     }
-    inFlight.incrementAndGet();
+    inFlight.increment();
     return true;
   }
 
@@ -51,7 +55,7 @@ public final class Admission implements Handler<RoutingContext> {
   }
 
   public int inFlight() {
-    return inFlight.get();
+    return inFlight.intValue();
   }
 
   /** Refuses new requests from now on; the future completes when the last one in flight has ended. */
@@ -59,7 +63,7 @@ public final class Admission implements Handler<RoutingContext> {
     draining = true;
     if (idle == null) {
       idle = Promise.promise();
-      if (inFlight.get() == 0) {
+      if (inFlight.sum() == 0) {
         idle.tryComplete();
       }
     }
@@ -68,7 +72,8 @@ public final class Admission implements Handler<RoutingContext> {
 
   /** One request let in by {@link #enter} has ended. */
   public void leave() {
-    if (inFlight.decrementAndGet() == 0 && draining) {
+    inFlight.decrement();
+    if (draining && inFlight.sum() == 0) {
       Promise<Void> waiting = idle;
       if (waiting != null) {
         waiting.tryComplete();

@@ -1,5 +1,6 @@
 package io.switchboard.server.llm;
 
+import io.netty.handler.codec.http.HttpHeaders;
 import io.switchboard.protocol.Failures;
 import io.switchboard.server.http.ApiError;
 import io.switchboard.server.http.ApiException;
@@ -9,7 +10,6 @@ import io.switchboard.worker.backend.Failure;
 import io.switchboard.worker.backend.ResponseSink;
 import io.vertx.core.buffer.Buffer;
 import java.util.HashSet;
-import java.util.Map;
 import java.util.Set;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -27,7 +27,8 @@ public final class Dispatch implements SilenceWatch.Watched {
 
   /** Where the answer goes. Exactly one of {@link #complete} or {@link #fail} ends it. */
   public interface Downstream {
-    void head(Worker worker, int status, Map<String, String> headers);
+    /** The headers are the downstream's to send as they are or change. */
+    void head(Worker worker, int status, HttpHeaders headers);
 
     void chunk(Buffer data);
 
@@ -199,7 +200,7 @@ public final class Dispatch implements SilenceWatch.Watched {
     }
 
     @Override
-    public void head(int status, Map<String, String> headers) {
+    public void head(int status, HttpHeaders headers) {
       synchronized (Dispatch.this) {
         if (!live()) {
           return;

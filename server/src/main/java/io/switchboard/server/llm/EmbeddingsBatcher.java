@@ -4,6 +4,9 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.netty.handler.codec.http.DefaultHttpHeaders;
+import io.netty.handler.codec.http.HttpHeaderNames;
+import io.netty.handler.codec.http.HttpHeaders;
 import io.switchboard.server.http.ApiError;
 import io.switchboard.server.http.ApiException;
 import io.switchboard.worker.backend.BackendRequest;
@@ -24,7 +27,7 @@ import java.util.Map;
 final class EmbeddingsBatcher {
 
   /** A whole answer: the merged list, or the first failing batch's own status and body. */
-  record Answer(int status, Map<String, String> headers, Buffer body) {}
+  record Answer(int status, HttpHeaders headers, Buffer body) {}
 
   private record Batch(int start, int size, String worker) {}
 
@@ -177,7 +180,7 @@ final class EmbeddingsBatcher {
         }
       }
       try {
-        result.complete(new Answer(200, Map.of("Content-Type", "application/json"), merge()));
+        result.complete(new Answer(200, new DefaultHttpHeaders().add(HttpHeaderNames.CONTENT_TYPE, "application/json"), merge()));
       } catch (IOException | RuntimeException e) {
         result.fail(new ApiException(ApiError.upstream("upstream_error", "a worker sent an embeddings answer that is not valid: " + e.getMessage())));
       }
@@ -213,11 +216,11 @@ final class EmbeddingsBatcher {
   private static final class Collector implements Dispatch.Downstream {
     final Promise<Answer> answer = Promise.promise();
     private int status;
-    private Map<String, String> headers;
+    private HttpHeaders headers;
     private final Buffer body = Buffer.buffer();
 
     @Override
-    public void head(Worker worker, int status, Map<String, String> headers) {
+    public void head(Worker worker, int status, HttpHeaders headers) {
       this.status = status;
       this.headers = headers;
     }

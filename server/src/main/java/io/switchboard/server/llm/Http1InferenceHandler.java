@@ -22,6 +22,7 @@ import io.netty.handler.codec.http.HttpStatusClass;
 import io.netty.handler.codec.http.HttpUtil;
 import io.netty.handler.codec.http.HttpVersion;
 import io.netty.handler.codec.http.LastHttpContent;
+import io.netty.util.AsciiString;
 import io.netty.util.ReferenceCountUtil;
 import io.switchboard.server.http.Admission;
 import io.switchboard.server.http.ApiError;
@@ -55,6 +56,10 @@ final class Http1InferenceHandler extends ChannelDuplexHandler {
 
   /** Where the content of the request being read goes. */
   private enum Inbound { NONE, VERTX, OURS, DISCARD }
+
+  private static final AsciiString WORKER_HEADER = AsciiString.cached("X-Switchboard-Worker");
+  private static final AsciiString REQUEST_ID_HEADER = AsciiString.cached(LlmPlugin.REQUEST_ID);
+  private static final AsciiString ACCEL_BUFFERING_HEADER = AsciiString.cached("X-Accel-Buffering");
 
   /** Answers of unknown length are flushed as they arrive; known lengths once this much is waiting. */
   private static final int FLUSH_BYTES = 64 * 1024;
@@ -246,6 +251,11 @@ final class Http1InferenceHandler extends ChannelDuplexHandler {
     private Runnable cancel;
     private boolean eventStream;
     private int unflushed;
+    /**
+     * The latest piece of an answer that is not a stream, not written yet: if the end comes next, as
+     * it does for an answer that arrived in one read, both go out as one last content.
+     */
+    private ByteBuf held;
     private boolean ended;
 
     Exchange(ChannelHandlerContext ctx, HttpRequest request, String endpoint) {
@@ -285,6 +295,7 @@ final class Http1InferenceHandler extends ChannelDuplexHandler {
 
     void clientGone() {
       body = null;
+      releaseHeld();
       if (!ended) {
         ended = true;
         if (cancel != null) {
@@ -302,27 +313,22 @@ final class Http1InferenceHandler extends ChannelDuplexHandler {
     }
 
     @Override
-    public void head(Worker worker, int status, Map<String, String> headers) {
+    public void head(Worker worker, int status, HttpHeaders headers) {
       onLoop(() -> {
         if (ended) {
           return;
         }
-        HttpResponse response = new DefaultHttpResponse(HttpVersion.HTTP_1_1, status == 200 ? HttpResponseStatus.OK : HttpResponseStatus.valueOf(status));
-        HttpHeaders out = response.headers();
-        boolean lengthKnown = false;
-        for (Map.Entry<String, String> header : headers.entrySet()) {
-          String name = header.getKey();
-          if (name.equalsIgnoreCase("content-length")) {
-            lengthKnown = true;
-          } else if (name.equalsIgnoreCase("content-type") && header.getValue().regionMatches(true, 0, "text/event-stream", 0, 17)) {
-            eventStream = true;
-          }
-          out.set(name, header.getValue());
-        }
-        out.set("X-Switchboard-Worker", worker.id());
-        out.set(LlmPlugin.REQUEST_ID, requestId);
+        // The backend's headers become the answer's, as the floor proxy would relay them: no copy.
+        HttpResponse response = new DefaultHttpResponse(HttpVersion.HTTP_1_1,
+            status == 200 ? HttpResponseStatus.OK : HttpResponseStatus.valueOf(status), headers);
+        boolean lengthKnown = headers.contains(HttpHeaderNames.CONTENT_LENGTH);
+        String type = headers.get(HttpHeaderNames.CONTENT_TYPE);
+        eventStream = type != null && type.regionMatches(true, 0, "text/event-stream", 0, 17);
+        // Ours replace any of the same name the backend sent (vLLM echoes X-Request-Id, for one).
+        headers.set(WORKER_HEADER, worker.id());
+        headers.set(REQUEST_ID_HEADER, requestId);
         if (eventStream) {
-          out.set(HttpHeaderNames.CACHE_CONTROL, "no-store").set("X-Accel-Buffering", "no");
+          headers.set(HttpHeaderNames.CACHE_CONTROL, "no-store").set(ACCEL_BUFFERING_HEADER, "no");
         }
         if (!lengthKnown && request.protocolVersion().equals(HttpVersion.HTTP_1_0)) {
           keepAlive = false; // an HTTP/1.0 client knows no chunks: the answer ends where the connection does
@@ -341,10 +347,16 @@ final class Http1InferenceHandler extends ChannelDuplexHandler {
           return;
         }
         ByteBuf bytes = ((BufferInternal) data).getByteBuf();
+        if (eventStream) {
+          ctx.writeAndFlush(new DefaultHttpContent(bytes), ctx.voidPromise());
+          return;
+        }
+        writeHeld();
+        held = bytes;
         unflushed += bytes.readableBytes();
-        ctx.write(new DefaultHttpContent(bytes), ctx.voidPromise());
-        if (eventStream || unflushed >= FLUSH_BYTES) {
+        if (unflushed >= FLUSH_BYTES) {
           unflushed = 0;
+          writeHeld();
           ctx.flush();
         }
       });
@@ -354,7 +366,9 @@ final class Http1InferenceHandler extends ChannelDuplexHandler {
     public void complete() {
       onLoop(() -> {
         if (!ended) {
-          end(LastHttpContent.EMPTY_LAST_CONTENT);
+          ByteBuf last = held;
+          held = null;
+          end(last == null ? LastHttpContent.EMPTY_LAST_CONTENT : new DefaultLastHttpContent(last));
         }
       });
     }
@@ -372,11 +386,26 @@ final class Http1InferenceHandler extends ChannelDuplexHandler {
         } else {
           // Part of another answer is out already: cutting the connection is all that tells the client.
           ended = true;
+          releaseHeld();
           leave();
           ctx.close();
           answered(ctx, this);
         }
       });
+    }
+
+    private void writeHeld() {
+      if (held != null) {
+        ctx.write(new DefaultHttpContent(held), ctx.voidPromise());
+        held = null;
+      }
+    }
+
+    private void releaseHeld() {
+      if (held != null) {
+        held.release();
+        held = null;
+      }
     }
 
     private FullHttpResponse errorResponse(ApiError error) {

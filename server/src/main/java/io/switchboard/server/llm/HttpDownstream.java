@@ -1,5 +1,6 @@
 package io.switchboard.server.llm;
 
+import io.netty.handler.codec.http.HttpHeaders;
 import io.switchboard.server.http.ApiError;
 import io.vertx.core.buffer.Buffer;
 import io.vertx.core.http.HttpServerResponse;
@@ -16,13 +17,13 @@ final class HttpDownstream implements Dispatch.Downstream {
   }
 
   @Override
-  public void head(Worker worker, int status, Map<String, String> headers) {
+  public void head(Worker worker, int status, HttpHeaders headers) {
     if (response.closed()) {
       return;
     }
     response.setStatusCode(status);
     boolean lengthKnown = false;
-    for (Map.Entry<String, String> header : headers.entrySet()) {
+    for (Map.Entry<String, String> header : headers) {
       String name = header.getKey();
       if (name.equalsIgnoreCase("content-length")) {
         lengthKnown = true;

@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.netty.channel.ChannelPipeline;
+import io.netty.handler.codec.http.HttpHeaderNames;
 import io.switchboard.server.ServerConfig;
 import io.switchboard.server.http.Admission;
 import io.switchboard.server.http.ApiError;
@@ -332,11 +333,8 @@ public final class LlmPlugin {
       EmbeddingsBatcher.Answer answer = ar.result();
       account.end(answer.status());
       response.setStatusCode(answer.status());
-      answer.headers().forEach((name, value) -> {
-        if (!name.equalsIgnoreCase("content-length")) {
-          response.putHeader(name, value);
-        }
-      });
+      answer.headers().remove(HttpHeaderNames.CONTENT_LENGTH);
+      answer.headers().forEach(header -> response.putHeader(header.getKey(), header.getValue()));
       response.end(answer.body());
     });
   }

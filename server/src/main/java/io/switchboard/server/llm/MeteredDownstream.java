@@ -1,10 +1,10 @@
 package io.switchboard.server.llm;
 
+import io.netty.handler.codec.http.HttpHeaders;
 import io.switchboard.server.http.ApiError;
 import io.switchboard.server.metrics.Metrics;
 import io.vertx.core.buffer.Buffer;
 import java.nio.charset.StandardCharsets;
-import java.util.Map;
 
 /**
  * Passes an answer on unchanged while it accounts for it: status, time to first byte, and the token
@@ -28,7 +28,7 @@ final class MeteredDownstream implements Dispatch.Downstream {
   }
 
   @Override
-  public void head(Worker worker, int status, Map<String, String> headers) {
+  public void head(Worker worker, int status, HttpHeaders headers) {
     this.status = status;
     this.worker = worker;
     next.head(worker, status, headers);

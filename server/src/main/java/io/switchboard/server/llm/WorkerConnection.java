@@ -120,7 +120,7 @@ final class WorkerConnection implements Backend, DialInWatch.Connection {
       case WorkerMessage.ResponseHead head -> {
         ResponseSink sink = pending.get(head.requestId());
         if (sink != null) {
-          sink.head(head.status(), head.headers() == null ? Map.of() : head.headers());
+          sink.head(head.status(), head.httpHeaders());
         }
       }
       case WorkerMessage.ResponseEnd end -> {

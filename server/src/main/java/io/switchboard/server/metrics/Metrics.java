@@ -11,6 +11,7 @@ import io.micrometer.core.instrument.binder.jvm.JvmMemoryMetrics;
 import io.micrometer.core.instrument.binder.jvm.JvmThreadMetrics;
 import io.micrometer.core.instrument.binder.system.ProcessorMetrics;
 import io.micrometer.core.instrument.binder.system.UptimeMetrics;
+import io.micrometer.core.instrument.distribution.pause.NoPauseDetector;
 import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import java.time.Duration;
@@ -19,7 +20,6 @@ import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.LongAdder;
 import java.util.function.Supplier;
 
@@ -34,7 +34,8 @@ public final class Metrics {
   public record Row(Map<String, String> labels, double value) {}
 
   private final PrometheusMeterRegistry registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
-  private final AtomicInteger inFlight = new AtomicInteger();
+  /** Counted by every event loop: a LongAdder keeps them from sharing one cache line. */
+  private final LongAdder inFlight = new LongAdder();
   private final List<Runnable> beforeScrape = new CopyOnWriteArrayList<>();
   private final Map<String, ModelTotals> totals = new ConcurrentHashMap<>();
   private final Map<String, Meters> meters = new ConcurrentHashMap<>();
@@ -75,12 +76,15 @@ public final class Metrics {
   }
 
   public Metrics() {
+    // Micrometer's default pause detector reads the clock and updates a shared estimate on every
+    // timer record; the JVM's own GC metrics below report pauses anyway.
+    registry.config().pauseDetector(new NoPauseDetector());
     new JvmMemoryMetrics().bindTo(registry);
     new JvmGcMetrics().bindTo(registry);
     new JvmThreadMetrics().bindTo(registry);
     new ProcessorMetrics().bindTo(registry);
     new UptimeMetrics().bindTo(registry);
-    Gauge.builder("switchboard.requests.in.flight", inFlight, AtomicInteger::get)
+    Gauge.builder("switchboard.requests.in.flight", inFlight, LongAdder::sum)
         .description("Requests being answered now").register(registry);
   }
 
@@ -111,13 +115,13 @@ public final class Metrics {
 
   /** Begins the account of one OpenAI request. */
   public Request start(String model, String endpoint) {
-    inFlight.incrementAndGet();
+    inFlight.increment();
     String name = model == null ? "" : model;
     return new Request(meters.computeIfAbsent(name + '\n' + endpoint, key -> new Meters(name, endpoint)));
   }
 
   public int inFlight() {
-    return inFlight.get();
+    return inFlight.intValue();
   }
 
   /** The since-start totals by model. */
@@ -200,7 +204,7 @@ public final class Metrics {
         return;
       }
       ended = true;
-      inFlight.decrementAndGet();
+      inFlight.decrement();
       long nanos = System.nanoTime() - started;
       meters.status(status).increment();
       meters.duration.record(nanos, TimeUnit.NANOSECONDS);

@@ -3,6 +3,7 @@ package io.switchboard.server.llm;
 import static io.switchboard.server.llm.TestGateway.chatBody;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.switchboard.fakeupstream.FakeUpstream;
@@ -149,6 +150,36 @@ class Http1EdgeTest {
   }
 
   @Test
+  void aDialedInWorkersAnswerKeepsTheBackendsHeadersLessHopByHopOnes() throws IOException {
+    assertRelayedHeaders(gateway);
+  }
+
+  @Test
+  void aLocalWorkersAnswerKeepsTheBackendsHeadersLessHopByHopOnes() throws IOException {
+    ServerConfig config = TestGateway.config(KEY, null, 10, Duration.ofSeconds(5), Duration.ofSeconds(10),
+        List.of(new ServerConfig.Upstream("edge", upstream.baseUrl(), null, null, 2, 0)));
+    try (TestGateway local = TestGateway.start(config)) {
+      assertEquals("local:edge", assertRelayedHeaders(local));
+    }
+  }
+
+  /** The backend echoes a request id and sends CORS headers, as vLLM and llama-server can; returns the worker that answered. */
+  private static String assertRelayedHeaders(TestGateway target) throws IOException {
+    String body = "{\"model\":\"fake-model\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"fake_headers\":"
+        + "{\"X-Request-Id\":\"upstream-id\",\"Access-Control-Allow-Origin\":\"*\",\"X-Upstream\":\"kept\"}}";
+    try (Socket socket = connect(target)) {
+      send(socket, post("/v1/chat/completions", body, "X-Request-Id: client-id\r\n"));
+      Response answer = Response.read(socket.getInputStream());
+      assertEquals(200, answer.status, answer.body);
+      assertEquals("kept", answer.header("x-upstream"), answer.headers.toString());
+      assertEquals("client-id", answer.header("x-request-id"), "the gateway's request id, once: " + answer.headers);
+      assertNull(answer.header("access-control-allow-origin"), answer.headers.toString());
+      assertTrue(answer.body.contains("\"chat.completion\""), answer.body);
+      return answer.header("x-switchboard-worker");
+    }
+  }
+
+  @Test
   void aWorkerCanStillDialInAfterInferenceOnTheSamePort() {
     FakeUpstream second = gateway.fake(FakeUpstream.Behavior.defaults().withModels("second-model"));
     gateway.worker(second);
@@ -157,7 +188,11 @@ class Http1EdgeTest {
   }
 
   private Socket connect() throws IOException {
-    Socket socket = new Socket(InetAddress.getLoopbackAddress(), gateway.server.port());
+    return connect(gateway);
+  }
+
+  private static Socket connect(TestGateway target) throws IOException {
+    Socket socket = new Socket(InetAddress.getLoopbackAddress(), target.server.port());
     socket.setSoTimeout(10_000);
     return socket;
   }
@@ -186,7 +221,8 @@ class Http1EdgeTest {
       Map<String, String> headers = new TreeMap<>();
       for (String line = line(in); !line.isEmpty(); line = line(in)) {
         int colon = line.indexOf(':');
-        headers.put(line.substring(0, colon).trim().toLowerCase(Locale.ROOT), line.substring(colon + 1).trim());
+        headers.merge(line.substring(0, colon).trim().toLowerCase(Locale.ROOT), line.substring(colon + 1).trim(),
+            (first, next) -> first + ", " + next);
       }
       if (status < 200) {
         return new Response(status, headers, "");

@@ -1,12 +1,16 @@
 package io.switchboard.worker.backend;
 
+import io.netty.handler.codec.http.HttpHeaders;
 import io.vertx.core.buffer.Buffer;
-import java.util.Map;
 
 /** Where a backend's answer goes, as it arrives. */
 public interface ResponseSink {
 
-  void head(int status, Map<String, String> headers);
+  /**
+   * The answer's status and headers, less the hop-by-hop ones. The headers are the sink's from here
+   * on: it may pass them on as they are or change them.
+   */
+  void head(int status, HttpHeaders headers);
 
   void chunk(Buffer data);
 

@@ -26,6 +26,7 @@ import io.netty.handler.codec.http.LastHttpContent;
 import io.netty.handler.ssl.SslContext;
 import io.netty.handler.ssl.SslContextBuilder;
 import io.netty.handler.ssl.SslHandler;
+import io.netty.util.AsciiString;
 import io.netty.util.ReferenceCountUtil;
 import io.netty.util.concurrent.EventExecutor;
 import io.netty.util.concurrent.ScheduledFuture;
@@ -43,13 +44,11 @@ import java.net.URI;
 import java.time.Duration;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
-import java.util.Collections;
-import java.util.HashMap;
 import java.util.HashSet;
+import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
-import java.util.TreeSet;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
 import javax.net.ssl.SSLEngine;
@@ -70,9 +69,10 @@ public final class UpstreamBackend implements Backend {
 
   private static final ObjectMapper JSON = new ObjectMapper();
   /** Hop-by-hop headers and those the gateway sets itself. */
-  private static final Set<String> DROPPED_RESPONSE_HEADERS = caseInsensitive("connection", "transfer-encoding", "keep-alive",
-      "access-control-allow-origin", "access-control-allow-credentials", "access-control-allow-headers",
-      "access-control-allow-methods");
+  private static final List<AsciiString> DROPPED_RESPONSE_HEADERS = List.of(HttpHeaderNames.CONNECTION,
+      HttpHeaderNames.TRANSFER_ENCODING, HttpHeaderNames.KEEP_ALIVE, HttpHeaderNames.ACCESS_CONTROL_ALLOW_ORIGIN,
+      HttpHeaderNames.ACCESS_CONTROL_ALLOW_CREDENTIALS, HttpHeaderNames.ACCESS_CONTROL_ALLOW_HEADERS,
+      HttpHeaderNames.ACCESS_CONTROL_ALLOW_METHODS);
   private static final int CONNECT_TIMEOUT_MS = 5_000;
   private static final Duration MODELS_TIMEOUT = Duration.ofSeconds(10);
 
@@ -169,7 +169,7 @@ public final class UpstreamBackend implements Backend {
     BackendCall call = call(new BackendRequest("GET", "/models", Map.of("Accept", "application/json"), false, Buffer.buffer()),
         new ResponseSink() {
           @Override
-          public void head(int code, Map<String, String> headers) {
+          public void head(int code, HttpHeaders headers) {
             status[0] = code;
           }
 
@@ -243,21 +243,34 @@ public final class UpstreamBackend implements Backend {
     return out;
   }
 
-  /** A set that matches header names in any case without lower-casing (and allocating) each one. */
-  private static Set<String> caseInsensitive(String... names) {
-    Set<String> set = new TreeSet<>(String.CASE_INSENSITIVE_ORDER);
-    set.addAll(List.of(names));
-    return Collections.unmodifiableSet(set);
-  }
-
-  private static Map<String, String> headers(HttpHeaders headers) {
-    Map<String, String> out = new HashMap<>();
-    for (Map.Entry<String, String> header : headers) {
-      if (!DROPPED_RESPONSE_HEADERS.contains(header.getKey())) {
-        out.put(header.getKey(), header.getValue());
+  /**
+   * The upstream's headers, as the decoder read them, less those that are not the client's. One
+   * pass over the few headers an answer has, rather than a removal per name that might be there.
+   */
+  private static HttpHeaders relayed(HttpHeaders headers) {
+    List<CharSequence> dropped = null;
+    for (Iterator<Map.Entry<CharSequence, CharSequence>> it = headers.iteratorCharSequence(); it.hasNext(); ) {
+      CharSequence name = it.next().getKey();
+      if (dropped(name)) {
+        if (dropped == null) {
+          dropped = new ArrayList<>(2);
+        }
+        dropped.add(name);
       }
     }
-    return out;
+    if (dropped != null) {
+      dropped.forEach(headers::remove);
+    }
+    return headers;
+  }
+
+  private static boolean dropped(CharSequence name) {
+    for (AsciiString candidate : DROPPED_RESPONSE_HEADERS) {
+      if (candidate.length() == name.length() && candidate.contentEqualsIgnoreCase(name)) {
+        return true;
+      }
+    }
+    return false;
   }
 
   /**
@@ -404,7 +417,7 @@ public final class UpstreamBackend implements Backend {
         if (msg instanceof HttpResponse response) {
           answered = true;
           keepAlive = HttpUtil.isKeepAlive(response);
-          current.head(response.status().code(), headers(response.headers()));
+          current.head(response.status().code(), relayed(response.headers()));
         }
         if (msg instanceof HttpContent content) {
           ByteBuf data = content.content();
@@ -487,7 +500,8 @@ public final class UpstreamBackend implements Backend {
   private static final class UpstreamCall implements BackendCall {
     private final ResponseSink sink;
     private Runnable abort;
-    private boolean over;
+    /** Set under the lock; read without it for each piece of the answer. */
+    private volatile boolean over;
 
     UpstreamCall(ResponseSink sink) {
       this.sink = sink;
@@ -505,7 +519,7 @@ public final class UpstreamBackend implements Backend {
       return !over;
     }
 
-    void head(int status, Map<String, String> headers) {
+    void head(int status, HttpHeaders headers) {
       if (!isOver()) {
         sink.head(status, headers);
       }
@@ -527,7 +541,7 @@ public final class UpstreamBackend implements Backend {
       sink.end(failure);
     }
 
-    synchronized boolean isOver() {
+    boolean isOver() {
       return over;
     }
 

@@ -13,6 +13,9 @@ import de.kherud.llama.ModelParameters;
 import de.kherud.llama.Pair;
 import de.kherud.llama.args.LogFormat;
 import de.kherud.llama.args.PoolingType;
+import io.netty.handler.codec.http.DefaultHttpHeaders;
+import io.netty.handler.codec.http.HttpHeaderNames;
+import io.netty.handler.codec.http.HttpHeaders;
 import io.switchboard.protocol.Failures;
 import io.switchboard.worker.backend.Backend;
 import io.switchboard.worker.backend.BackendCall;
@@ -210,7 +213,7 @@ public final class LlamaBackend implements Backend {
     long created = System.currentTimeMillis() / 1000;
     OpenAiShape shape = new OpenAiShape(id, name, created, chat);
     if (stream) {
-      sink.head(200, Map.of("Content-Type", "text/event-stream"));
+      sink.head(200, contentType("text/event-stream"));
       if (chat) {
         sink.data(shape.roleChunk());
       }
@@ -249,7 +252,7 @@ public final class LlamaBackend implements Backend {
       sink.data("data: [DONE]\n\n");
       sink.end();
     } else {
-      sink.head(200, Map.of("Content-Type", "application/json"));
+      sink.head(200, contentType("application/json"));
       sink.data(shape.answer(text.toString(), finish, usage).toString());
       sink.end();
     }
@@ -284,7 +287,7 @@ public final class LlamaBackend implements Backend {
       }
     }
     answer.putObject("usage").put("prompt_tokens", tokens).put("total_tokens", tokens);
-    sink.head(200, Map.of("Content-Type", "application/json"));
+    sink.head(200, contentType("application/json"));
     sink.data(answer.toString());
     sink.end();
   }
@@ -304,6 +307,11 @@ public final class LlamaBackend implements Backend {
       }
     }
     return model.applyTemplate(new InferenceParameters("").setMessages(system, messages));
+  }
+
+  /** A fresh set of headers each time: the sink may change the ones it is given. */
+  private static HttpHeaders contentType(String type) {
+    return new DefaultHttpHeaders().add(HttpHeaderNames.CONTENT_TYPE, type);
   }
 
   private static String textParts(JsonNode content) {
@@ -333,7 +341,7 @@ public final class LlamaBackend implements Backend {
       this.sink = sink;
     }
 
-    void head(int status, Map<String, String> headers) {
+    void head(int status, HttpHeaders headers) {
       context.runOnContext(v -> sink.head(status, headers));
     }
 
@@ -349,7 +357,7 @@ public final class LlamaBackend implements Backend {
     void error(int status, String message) {
       ObjectNode body = JSON.createObjectNode();
       body.putObject("error").put("message", message).put("type", "invalid_request_error").putNull("param").putNull("code");
-      head(status, Map.of("Content-Type", "application/json"));
+      head(status, contentType("application/json"));
       data(body.toString());
       end();
     }

@@ -1,5 +1,6 @@
 package io.switchboard.worker.backend;
 
+import io.netty.handler.codec.http.HttpHeaders;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -86,7 +87,7 @@ class UpstreamBackendTest {
     vertx.runOnContext(v -> backend.call(new BackendRequest("POST", "/chat/completions", Map.of("Content-Type", "application/json"),
         false, Buffer.buffer("{}")), new ResponseSink() {
           @Override
-          public void head(int status, Map<String, String> headers) {
+          public void head(int status, HttpHeaders headers) {
             assertEquals(200, status);
           }
 
