@@ -314,84 +314,92 @@ final class Http1InferenceHandler extends ChannelDuplexHandler {
 
     @Override
     public void head(Worker worker, int status, HttpHeaders headers) {
-      onLoop(() -> {
-        if (ended) {
-          return;
-        }
-        // The backend's headers become the answer's, as the floor proxy would relay them: no copy.
-        HttpResponse response = new DefaultHttpResponse(HttpVersion.HTTP_1_1,
-            status == 200 ? HttpResponseStatus.OK : HttpResponseStatus.valueOf(status), headers);
-        boolean lengthKnown = headers.contains(HttpHeaderNames.CONTENT_LENGTH);
-        String type = headers.get(HttpHeaderNames.CONTENT_TYPE);
-        eventStream = type != null && type.regionMatches(true, 0, "text/event-stream", 0, 17);
-        // Ours replace any of the same name the backend sent (vLLM echoes X-Request-Id, for one).
-        headers.set(WORKER_HEADER, worker.id());
-        headers.set(REQUEST_ID_HEADER, requestId);
-        if (eventStream) {
-          headers.set(HttpHeaderNames.CACHE_CONTROL, "no-store").set(ACCEL_BUFFERING_HEADER, "no");
-        }
-        if (!lengthKnown && request.protocolVersion().equals(HttpVersion.HTTP_1_0)) {
-          keepAlive = false; // an HTTP/1.0 client knows no chunks: the answer ends where the connection does
-        } else if (!lengthKnown) {
-          HttpUtil.setTransferEncodingChunked(response, true);
-        }
-        HttpUtil.setKeepAlive(response, keepAlive);
-        ctx.write(response, ctx.voidPromise());
-      });
+      if (!ctx.executor().inEventLoop()) {
+        ctx.executor().execute(() -> head(worker, status, headers));
+        return;
+      }
+      if (ended) {
+        return;
+      }
+      // The backend's headers become the answer's, as the floor proxy would relay them: no copy.
+      HttpResponse response = new DefaultHttpResponse(HttpVersion.HTTP_1_1,
+          status == 200 ? HttpResponseStatus.OK : HttpResponseStatus.valueOf(status), headers);
+      boolean lengthKnown = headers.contains(HttpHeaderNames.CONTENT_LENGTH);
+      String type = headers.get(HttpHeaderNames.CONTENT_TYPE);
+      eventStream = type != null && type.regionMatches(true, 0, "text/event-stream", 0, 17);
+      // Ours replace any of the same name the backend sent (vLLM echoes X-Request-Id, for one).
+      headers.set(WORKER_HEADER, worker.id());
+      headers.set(REQUEST_ID_HEADER, requestId);
+      if (eventStream) {
+        headers.set(HttpHeaderNames.CACHE_CONTROL, "no-store").set(ACCEL_BUFFERING_HEADER, "no");
+      }
+      if (!lengthKnown && request.protocolVersion().equals(HttpVersion.HTTP_1_0)) {
+        keepAlive = false; // an HTTP/1.0 client knows no chunks: the answer ends where the connection does
+      } else if (!lengthKnown) {
+        HttpUtil.setTransferEncodingChunked(response, true);
+      }
+      HttpUtil.setKeepAlive(response, keepAlive);
+      ctx.write(response, ctx.voidPromise());
     }
 
     @Override
     public void chunk(Buffer data) {
-      onLoop(() -> {
-        if (ended) {
-          return;
-        }
-        ByteBuf bytes = ((BufferInternal) data).getByteBuf();
-        if (eventStream) {
-          ctx.writeAndFlush(new DefaultHttpContent(bytes), ctx.voidPromise());
-          return;
-        }
+      if (!ctx.executor().inEventLoop()) {
+        ctx.executor().execute(() -> chunk(data));
+        return;
+      }
+      if (ended) {
+        return;
+      }
+      ByteBuf bytes = ((BufferInternal) data).getByteBuf();
+      if (eventStream) {
+        ctx.writeAndFlush(new DefaultHttpContent(bytes), ctx.voidPromise());
+        return;
+      }
+      writeHeld();
+      held = bytes;
+      unflushed += bytes.readableBytes();
+      if (unflushed >= FLUSH_BYTES) {
+        unflushed = 0;
         writeHeld();
-        held = bytes;
-        unflushed += bytes.readableBytes();
-        if (unflushed >= FLUSH_BYTES) {
-          unflushed = 0;
-          writeHeld();
-          ctx.flush();
-        }
-      });
+        ctx.flush();
+      }
     }
 
     @Override
     public void complete() {
-      onLoop(() -> {
-        if (!ended) {
-          ByteBuf last = held;
-          held = null;
-          end(last == null ? LastHttpContent.EMPTY_LAST_CONTENT : new DefaultLastHttpContent(last));
-        }
-      });
+      if (!ctx.executor().inEventLoop()) {
+        ctx.executor().execute(this::complete);
+        return;
+      }
+      if (!ended) {
+        ByteBuf last = held;
+        held = null;
+        end(last == null ? LastHttpContent.EMPTY_LAST_CONTENT : new DefaultLastHttpContent(last));
+      }
     }
 
     @Override
     public void fail(ApiError error, boolean headSent) {
-      onLoop(() -> {
-        if (ended) {
-          return;
-        }
-        if (!headSent) {
-          end(errorResponse(error));
-        } else if (eventStream) {
-          end(new DefaultLastHttpContent(((BufferInternal) error.toSseEvent()).getByteBuf()));
-        } else {
-          // Part of another answer is out already: cutting the connection is all that tells the client.
-          ended = true;
-          releaseHeld();
-          leave();
-          ctx.close();
-          answered(ctx, this);
-        }
-      });
+      if (!ctx.executor().inEventLoop()) {
+        ctx.executor().execute(() -> fail(error, headSent));
+        return;
+      }
+      if (ended) {
+        return;
+      }
+      if (!headSent) {
+        end(errorResponse(error));
+      } else if (eventStream) {
+        end(new DefaultLastHttpContent(((BufferInternal) error.toSseEvent()).getByteBuf()));
+      } else {
+        // Part of another answer is out already: cutting the connection is all that tells the client.
+        ended = true;
+        releaseHeld();
+        leave();
+        ctx.close();
+        answered(ctx, this);
+      }
     }
 
     private void writeHeld() {
@@ -431,14 +439,6 @@ final class Http1InferenceHandler extends ChannelDuplexHandler {
         ctx.writeAndFlush(last).addListener(ChannelFutureListener.CLOSE);
       }
       answered(ctx, this);
-    }
-
-    private void onLoop(Runnable action) {
-      if (ctx.executor().inEventLoop()) {
-        action.run();
-      } else {
-        ctx.executor().execute(action);
-      }
     }
   }
 }
