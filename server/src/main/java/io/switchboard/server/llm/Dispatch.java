@@ -44,7 +44,11 @@ public final class Dispatch implements SilenceWatch.Watched {
   private final BackendRequest request;
   private final String preferred;
   private final Downstream downstream;
-  private final Set<String> tried = new HashSet<>();
+  /**
+   * Workers this request was sent to. Immutable: nearly every request has one, and the router's
+   * ticket keeps an immutable set as it is instead of copying it.
+   */
+  private Set<String> tried = Set.of();
 
   private Failure lastFailure;
   private int attempt;
@@ -113,7 +117,7 @@ public final class Dispatch implements SilenceWatch.Watched {
       }
       ticket = null;
       lease = granted;
-      tried.add(granted.worker().id());
+      tried = with(tried, granted.worker().id());
       touch();
       silence.watch(this);
     }
@@ -127,6 +131,15 @@ public final class Dispatch implements SilenceWatch.Watched {
     if (finished) {
       started.cancel();
     }
+  }
+
+  private static Set<String> with(Set<String> set, String element) {
+    if (set.isEmpty()) {
+      return Set.of(element);
+    }
+    Set<String> more = new HashSet<>(set);
+    more.add(element);
+    return Set.copyOf(more);
   }
 
   private void onNoSlot(int current, Throwable cause) {

@@ -141,6 +141,8 @@ public final class Metrics {
     final Timer firstToken;
     final Counter tokensIn;
     final Counter tokensOut;
+    /** The status nearly every request ends with, kept apart from the map of the others. */
+    final Counter ok;
     final Map<Integer, Counter> byStatus = new ConcurrentHashMap<>();
 
     Meters(String model, String endpoint) {
@@ -156,6 +158,7 @@ public final class Metrics {
           .minimumExpectedValue(Duration.ofMillis(1)).maximumExpectedValue(Duration.ofMinutes(2)).register(registry);
       this.tokensIn = tokens(model, "in");
       this.tokensOut = tokens(model, "out");
+      this.ok = counter(200);
     }
 
     private Counter tokens(String model, String direction) {
@@ -164,10 +167,14 @@ public final class Metrics {
     }
 
     Counter status(int status) {
-      return byStatus.computeIfAbsent(status, code -> Counter.builder("switchboard.requests")
+      return status == 200 ? ok : byStatus.computeIfAbsent(status, this::counter);
+    }
+
+    private Counter counter(int status) {
+      return Counter.builder("switchboard.requests")
           .description("OpenAI requests by model, endpoint and status")
-          .tags("model", model, "endpoint", endpoint, "status", Integer.toString(code), "outcome", code < 400 ? "success" : "error")
-          .register(registry));
+          .tags("model", model, "endpoint", endpoint, "status", Integer.toString(status), "outcome", status < 400 ? "success" : "error")
+          .register(registry);
     }
   }
 
