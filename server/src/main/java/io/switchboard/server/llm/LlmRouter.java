@@ -164,21 +164,30 @@ public final class LlmRouter {
     return ticket;
   }
 
-  /** Requests waiting for a slot now. */
   /** How many requests the worker is running now. */
   public synchronized int inFlight(Worker worker) {
     return worker.inFlight;
   }
 
+  /** Requests waiting for a slot now. */
   public synchronized int queued() {
     return queue.size();
   }
 
+  /**
+   * Gives a slot back and hands it to a waiter, under one hold of the lock: every request ends here,
+   * from whichever event loop, and the lock's cache line moves between their cores each time.
+   */
   void release(Worker worker) {
+    List<Runnable> completions;
     synchronized (this) {
       worker.inFlight--;
+      if (queue.isEmpty()) {
+        return;
+      }
+      completions = grantQueued();
     }
-    dispatchQueued();
+    completions.forEach(Runnable::run);
   }
 
   private Worker pick(String model, Set<String> excluded, String preferred) {
@@ -246,27 +255,36 @@ public final class LlmRouter {
     changeListeners.forEach(Runnable::run);
   }
 
-  /** Hands freed slots to the first waiters that can use them; fails waiters whose model is gone. */
   private void dispatchQueued() {
-    List<Runnable> completions = new ArrayList<>();
+    List<Runnable> completions;
     synchronized (this) {
-      for (Iterator<Ticket> it = queue.iterator(); it.hasNext(); ) {
-        Ticket ticket = it.next();
-        Worker best = pick(ticket.model, ticket.excluded, null);
-        if (best != null) {
-          it.remove();
-          vertx.cancelTimer(ticket.timer);
-          Lease lease = take(best);
-          completions.add(() -> ticket.promise.complete(lease));
-        } else if (!serviceable(ticket.model, ticket.excluded)) {
-          it.remove();
-          vertx.cancelTimer(ticket.timer);
-          ApiError error = known(ticket.model) ? ApiError.noWorkerAvailable(ticket.model) : ApiError.modelNotFound(ticket.model);
-          completions.add(() -> ticket.promise.fail(new ApiException(error)));
-        }
-      }
+      completions = grantQueued();
     }
     completions.forEach(Runnable::run);
+  }
+
+  /**
+   * Hands freed slots to the first waiters that can use them and fails waiters whose model is gone;
+   * called under the lock, it returns the futures' completions to run once the lock is released.
+   */
+  private List<Runnable> grantQueued() {
+    List<Runnable> completions = new ArrayList<>();
+    for (Iterator<Ticket> it = queue.iterator(); it.hasNext(); ) {
+      Ticket ticket = it.next();
+      Worker best = pick(ticket.model, ticket.excluded, null);
+      if (best != null) {
+        it.remove();
+        vertx.cancelTimer(ticket.timer);
+        Lease lease = take(best);
+        completions.add(() -> ticket.promise.complete(lease));
+      } else if (!serviceable(ticket.model, ticket.excluded)) {
+        it.remove();
+        vertx.cancelTimer(ticket.timer);
+        ApiError error = known(ticket.model) ? ApiError.noWorkerAvailable(ticket.model) : ApiError.modelNotFound(ticket.model);
+        completions.add(() -> ticket.promise.fail(new ApiException(error)));
+      }
+    }
+    return completions;
   }
 
   private void expire(Ticket ticket) {

@@ -119,6 +119,27 @@ class FailuresTest {
   }
 
   @Test
+  void aBurstBiggerThanTheWorkersIsAllAnsweredAndGivesEverySlotBack() throws Exception {
+    ServerConfig config = TestGateway.config(null, null, 100, Duration.ofSeconds(10), Duration.ofSeconds(10), List.of());
+    try (TestGateway gateway = TestGateway.start(config)) {
+      FakeUpstream fake = gateway.fake(FakeUpstream.Behavior.defaults().withModels("m").withFirstByteDelay(20));
+      gateway.worker(fake, c -> c.withCapacity(3, 0));
+      List<CompletableFuture<HttpResponse<String>>> burst = new ArrayList<>();
+      for (int i = 0; i < 40; i++) {
+        burst.add(gateway.postAsync("/v1/chat/completions", chatBody("m", false)));
+      }
+      for (CompletableFuture<HttpResponse<String>> answer : burst) {
+        assertEquals(200, answer.get().statusCode());
+      }
+      LlmRouter router = gateway.server.llm().router();
+      Worker worker = router.workers().getFirst();
+      eventually("every slot is given back", () -> router.inFlight(worker) == 0);
+      assertEquals(0, router.queued());
+      assertEquals(0, fake.inFlight(), "nothing is left running at the upstream");
+    }
+  }
+
+  @Test
   void aRequestThatWaitsTooLongInTheQueueFailsWith503() throws Exception {
     ServerConfig config = TestGateway.config(null, null, 10, Duration.ofMillis(200), Duration.ofSeconds(10), List.of());
     try (TestGateway gateway = TestGateway.start(config)) {
