@@ -7,7 +7,7 @@ once, each the direct target of run.py (the local worker over the same fake upst
 its own wrk; whatever slows the machine down slows both. Each round prints both builds' CPU
 milliseconds per request (from /proc) and their ratio; the median ratio is the answer.
 
-Usage: python3 bench/ab.py BASE.jar [CANDIDATE.jar] [--connections 32] [--duration 5] [--rounds 8] [--warmup 20]
+Usage: python3 bench/ab.py BASE.jar [CANDIDATE.jar] [--connections 32] [--duration 5] [--rounds 8] [--warmup 40]
 (CANDIDATE defaults to app/target/switchboard.jar.)
 """
 import argparse
@@ -47,7 +47,8 @@ def main():
     parser.add_argument("--connections", type=int, default=32, help="wrk connections per build (default 32)")
     parser.add_argument("--duration", type=int, default=5, help="seconds per round (default 5)")
     parser.add_argument("--rounds", type=int, default=8)
-    parser.add_argument("--warmup", type=int, default=20, help="seconds of load on both before measuring (default 20)")
+    parser.add_argument("--warmup", type=int, default=40,
+                        help="seconds of load on both before measuring (default 40: two JVMs share the cores while they compile)")
     options = parser.parse_args()
 
     ensure_tools()

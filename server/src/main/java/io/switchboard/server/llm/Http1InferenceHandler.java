@@ -321,7 +321,7 @@ final class Http1InferenceHandler extends ChannelDuplexHandler {
       if (ended) {
         return;
       }
-      // The backend's headers become the answer's, as the floor proxy would relay them: no copy.
+      // The backend's headers become the answer's as they are, without a copy.
       HttpResponse response = new DefaultHttpResponse(HttpVersion.HTTP_1_1,
           status == 200 ? HttpResponseStatus.OK : HttpResponseStatus.valueOf(status), headers);
       boolean lengthKnown = headers.contains(HttpHeaderNames.CONTENT_LENGTH);

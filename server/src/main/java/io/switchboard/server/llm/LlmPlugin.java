@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.netty.channel.ChannelPipeline;
 import io.netty.handler.codec.http.HttpHeaderNames;
+import io.netty.handler.flush.FlushConsolidationHandler;
 import io.switchboard.server.ServerConfig;
 import io.switchboard.server.http.Admission;
 import io.switchboard.server.http.ApiError;
@@ -54,6 +55,8 @@ public final class LlmPlugin {
   private static final Map<String, String> PROXIED = Arrays.stream(API_PREFIXES)
       .flatMap(prefix -> PROXIED_ENDPOINTS.stream().map(endpoint -> Map.entry(prefix + endpoint, endpoint)))
       .collect(Collectors.toUnmodifiableMap(Map.Entry::getKey, Map.Entry::getValue));
+  /** Flushes held back in one turn of an event loop before they go out anyway. */
+  private static final int FLUSHES_PER_TURN = 64;
   /** The status a request is counted with when its client went away first (nginx's convention). */
   private static final int CLIENT_CLOSED = 499;
 
@@ -192,6 +195,10 @@ public final class LlmPlugin {
       // way out of the h2c handler, which sits above.
       String next = pipeline.get("webSocketExtensionHandler") != null ? "webSocketExtensionHandler" : "handler";
       pipeline.addBefore(next, "switchboard-inference", new Http1InferenceHandler(inferenceHandler));
+      // Answers are written while an upstream's socket is read, not this one: their flushes wait for
+      // the end of the loop's turn, so a busy loop sends its answers together and the clients (and,
+      // through them, the whole machine) wake up once per turn rather than once per answer.
+      pipeline.addFirst("flush-coalescing", new FlushConsolidationHandler(FLUSHES_PER_TURN, true));
     }
   }
 

@@ -23,6 +23,7 @@ import io.netty.handler.codec.http.HttpResponse;
 import io.netty.handler.codec.http.HttpUtil;
 import io.netty.handler.codec.http.HttpVersion;
 import io.netty.handler.codec.http.LastHttpContent;
+import io.netty.handler.flush.FlushConsolidationHandler;
 import io.netty.handler.ssl.SslContext;
 import io.netty.handler.ssl.SslContextBuilder;
 import io.netty.handler.ssl.SslHandler;
@@ -74,6 +75,8 @@ public final class UpstreamBackend implements Backend {
       HttpHeaderNames.ACCESS_CONTROL_ALLOW_CREDENTIALS, HttpHeaderNames.ACCESS_CONTROL_ALLOW_HEADERS,
       HttpHeaderNames.ACCESS_CONTROL_ALLOW_METHODS);
   private static final int CONNECT_TIMEOUT_MS = 5_000;
+  /** Flushes held back in one turn of an event loop before they go out anyway. */
+  private static final int FLUSHES_PER_TURN = 64;
   private static final Duration MODELS_TIMEOUT = Duration.ofSeconds(10);
 
   private final String baseUrl;
@@ -248,18 +251,18 @@ public final class UpstreamBackend implements Backend {
    * pass over the few headers an answer has, rather than a removal per name that might be there.
    */
   private static HttpHeaders relayed(HttpHeaders headers) {
-    List<CharSequence> dropped = null;
+    List<CharSequence> found = null;
     for (Iterator<Map.Entry<CharSequence, CharSequence>> it = headers.iteratorCharSequence(); it.hasNext(); ) {
       CharSequence name = it.next().getKey();
       if (dropped(name)) {
-        if (dropped == null) {
-          dropped = new ArrayList<>(2);
+        if (found == null) {
+          found = new ArrayList<>(2);
         }
-        dropped.add(name);
+        found.add(name);
       }
     }
-    if (dropped != null) {
-      dropped.forEach(headers::remove);
+    if (found != null) {
+      found.forEach(headers::remove);
     }
     return headers;
   }
@@ -334,7 +337,10 @@ public final class UpstreamBackend implements Backend {
             engine.setSSLParameters(parameters);
             channel.pipeline().addLast(new SslHandler(engine));
           }
-          channel.pipeline().addLast(new HttpClientCodec(), new Connection(LoopConnections.this, channel));
+          // Requests are written while a client's socket is read: their flushes wait for the end of
+          // the loop's turn, so the upstream gets a busy loop's requests together and wakes once for them.
+          channel.pipeline().addLast(new FlushConsolidationHandler(FLUSHES_PER_TURN, true), new HttpClientCodec(),
+              new Connection(LoopConnections.this, channel));
         }
       });
       return connecting.connect(host, port);
