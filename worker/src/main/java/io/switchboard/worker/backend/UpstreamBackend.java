@@ -23,7 +23,6 @@ import io.netty.handler.codec.http.HttpResponse;
 import io.netty.handler.codec.http.HttpUtil;
 import io.netty.handler.codec.http.HttpVersion;
 import io.netty.handler.codec.http.LastHttpContent;
-import io.netty.handler.flush.FlushConsolidationHandler;
 import io.netty.handler.ssl.SslContext;
 import io.netty.handler.ssl.SslContextBuilder;
 import io.netty.handler.ssl.SslHandler;
@@ -75,8 +74,6 @@ public final class UpstreamBackend implements Backend {
       HttpHeaderNames.ACCESS_CONTROL_ALLOW_CREDENTIALS, HttpHeaderNames.ACCESS_CONTROL_ALLOW_HEADERS,
       HttpHeaderNames.ACCESS_CONTROL_ALLOW_METHODS);
   private static final int CONNECT_TIMEOUT_MS = 5_000;
-  /** Flushes held back in one turn of an event loop before they go out anyway. */
-  private static final int FLUSHES_PER_TURN = 64;
   private static final Duration MODELS_TIMEOUT = Duration.ofSeconds(10);
 
   private final String baseUrl;
@@ -337,10 +334,7 @@ public final class UpstreamBackend implements Backend {
             engine.setSSLParameters(parameters);
             channel.pipeline().addLast(new SslHandler(engine));
           }
-          // Requests are written while a client's socket is read: their flushes wait for the end of
-          // the loop's turn, so the upstream gets a busy loop's requests together and wakes once for them.
-          channel.pipeline().addLast(new FlushConsolidationHandler(FLUSHES_PER_TURN, true), new HttpClientCodec(),
-              new Connection(LoopConnections.this, channel));
+          channel.pipeline().addLast(new HttpClientCodec(), new Connection(LoopConnections.this, channel));
         }
       });
       return connecting.connect(host, port);
