@@ -198,7 +198,7 @@ public final class LlmPlugin {
       // Answers are written while an upstream's socket is read, not this one: their flushes wait for
       // the end of the loop's turn, so a busy loop sends its answers together and the clients (and,
       // through them, the whole machine) wake up once per turn rather than once per answer.
-      pipeline.addFirst("flush-coalescing", new FlushConsolidationHandler(FLUSHES_PER_TURN, true));
+      pipeline.addFirst("switchboard-answer-flushes", new FlushConsolidationHandler(FLUSHES_PER_TURN, true));
     }
   }
 
