@@ -1,5 +1,6 @@
 package io.switchboard.server.llm;
 
+import io.netty.handler.codec.http.HttpHeaderNames;
 import io.netty.handler.codec.http.HttpHeaders;
 import io.switchboard.protocol.Failures;
 import io.switchboard.server.http.ApiError;
@@ -29,6 +30,12 @@ public final class Dispatch implements SilenceWatch.Watched {
   public interface Downstream {
     /** The headers are the downstream's to send as they are or change. */
     void head(Worker worker, int status, HttpHeaders headers);
+
+    /** Whether an answer with these headers is a server-sent event stream, to be flushed event by event. */
+    static boolean isEventStream(HttpHeaders headers) {
+      String type = headers.get(HttpHeaderNames.CONTENT_TYPE);
+      return type != null && type.regionMatches(true, 0, "text/event-stream", 0, 17);
+    }
 
     void chunk(Buffer data);
 

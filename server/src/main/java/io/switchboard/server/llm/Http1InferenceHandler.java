@@ -325,8 +325,7 @@ final class Http1InferenceHandler extends ChannelDuplexHandler {
       HttpResponse response = new DefaultHttpResponse(HttpVersion.HTTP_1_1,
           status == 200 ? HttpResponseStatus.OK : HttpResponseStatus.valueOf(status), headers);
       boolean lengthKnown = headers.contains(HttpHeaderNames.CONTENT_LENGTH);
-      String type = headers.get(HttpHeaderNames.CONTENT_TYPE);
-      eventStream = type != null && type.regionMatches(true, 0, "text/event-stream", 0, 17);
+      eventStream = Dispatch.Downstream.isEventStream(headers);
       // Ours replace any of the same name the backend sent (vLLM echoes X-Request-Id, for one).
       headers.set(WORKER_HEADER, worker.id());
       headers.set(REQUEST_ID_HEADER, requestId);

@@ -1,10 +1,10 @@
 package io.switchboard.server.llm;
 
+import io.netty.handler.codec.http.HttpHeaderNames;
 import io.netty.handler.codec.http.HttpHeaders;
 import io.switchboard.server.http.ApiError;
 import io.vertx.core.buffer.Buffer;
 import io.vertx.core.http.HttpServerResponse;
-import java.util.Map;
 
 /** Relays a worker's answer to the client's HTTP response as it arrives, without buffering. */
 final class HttpDownstream implements Dispatch.Downstream {
@@ -22,16 +22,9 @@ final class HttpDownstream implements Dispatch.Downstream {
       return;
     }
     response.setStatusCode(status);
-    boolean lengthKnown = false;
-    for (Map.Entry<String, String> header : headers) {
-      String name = header.getKey();
-      if (name.equalsIgnoreCase("content-length")) {
-        lengthKnown = true;
-      } else if (name.equalsIgnoreCase("content-type") && header.getValue().startsWith("text/event-stream")) {
-        eventStream = true;
-      }
-      response.putHeader(name, header.getValue());
-    }
+    boolean lengthKnown = headers.contains(HttpHeaderNames.CONTENT_LENGTH);
+    eventStream = Dispatch.Downstream.isEventStream(headers);
+    headers.forEach(header -> response.putHeader(header.getKey(), header.getValue()));
     response.putHeader("X-Switchboard-Worker", worker.id());
     if (eventStream) {
       response.putHeader("Cache-Control", "no-store").putHeader("X-Accel-Buffering", "no");
