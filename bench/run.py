@@ -21,6 +21,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -175,6 +176,16 @@ class RssSampler:
         self._thread.join()
 
 
+def ensure_free(ports):
+    """A port that is taken would let wait_ready() find someone else's server, and the numbers would be theirs."""
+    for name, port in ports.items():
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                sys.exit(f"port {port} ({name}) is in use: stop what holds it (a fake upstream or switchboard left running?) and run again")
+
+
 def wait_ready(url, headers=None, body=None, timeout=60):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -301,6 +312,7 @@ def main():
     portkey = None if options.skip_portkey else ensure_portkey()
     workdir = tempfile.mkdtemp(prefix="switchboard-bench-")
     ports = {name: BASE_PORT + i for i, name in enumerate(["upstream", "nginx", "direct", "worker", "portkey", "netty"])}
+    ensure_free(ports)
     # Each open stream holds some heap on the server: 10,000 of them do not fit in 128 MiB.
     heap = options.heap or ("512m" if options.idle > 2000 else "128m")
     unsafe = netty_unsafe()
