@@ -23,6 +23,7 @@ import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * A small OpenAI-compatible server that stands in for llama-server, vLLM and friends in tests and
@@ -33,7 +34,9 @@ import java.util.concurrent.atomic.AtomicInteger;
  * {@code tokenIntervalMs}. A request may set both itself with {@code max_tokens} and
  * {@code fake_interval_ms}, so that one fake serves several benchmark scenarios, and add headers to
  * its answer with {@code fake_headers} (an object), as servers that echo request ids or send CORS
- * headers do. An embedding of a text is {@code [length, sum of its chars]}, so a caller can check
+ * headers do. {@code fake_token_bytes} pads each streamed token to that many bytes, for answers of
+ * many megabytes. A stream waits while its connection's write queue is full, as a real server's
+ * does when its client reads slowly. An embedding of a text is {@code [length, sum of its chars]}, so a caller can check
  * that every vector sits at the index of its input.
  */
 public final class FakeUpstream {
@@ -88,6 +91,7 @@ public final class FakeUpstream {
   private final AtomicInteger completions = new AtomicInteger();
   private final AtomicInteger aborted = new AtomicInteger();
   private final AtomicInteger inFlight = new AtomicInteger();
+  private final AtomicLong streamedTokens = new AtomicLong();
   /** Until then, {@code /health} answers 503 "loading model", as llama-server does while it loads. */
   private volatile long readyAtNanos = System.nanoTime();
   private final List<Integer> embeddingBatchSizes = new CopyOnWriteArrayList<>();
@@ -151,6 +155,11 @@ public final class FakeUpstream {
 
   public int inFlight() {
     return inFlight.get();
+  }
+
+  /** Tokens handed to the connections of streamed answers, all of them together. */
+  public long streamedTokens() {
+    return streamedTokens.get();
   }
 
   /** The number of inputs of every embeddings request, in arrival order. */
@@ -220,6 +229,7 @@ public final class FakeUpstream {
     completions.incrementAndGet();
     Behavior b = configured.withTokens(request.path("max_tokens").asInt(configured.tokens()),
         request.path("fake_interval_ms").asLong(configured.tokenIntervalMs()));
+    String padding = "x".repeat(Math.max(0, request.path("fake_token_bytes").asInt(0)));
     HttpServerResponse resp = req.response();
     if (b.failStatus() > 0) {
       error(resp, b.failStatus(), "fake upstream failure", "server_error");
@@ -253,12 +263,12 @@ public final class FakeUpstream {
       ObjectNode first = completion(model, "chat.completion.chunk");
       first.putArray("choices").addObject().put("index", 0).putObject("delta").put("role", "assistant").put("content", "");
       resp.write(sse(first));
-      streamTokens(exchange, model, b, includeUsage, 0);
+      streamTokens(exchange, model, b, includeUsage, padding, 0);
     });
   }
 
   /** Streams tokens from {@code from}: all at once without an interval, else one per timer tick. */
-  private void streamTokens(Exchange exchange, String model, Behavior b, boolean includeUsage, int from) {
+  private void streamTokens(Exchange exchange, String model, Behavior b, boolean includeUsage, String padding, int from) {
     HttpServerResponse resp = exchange.response;
     for (int i = from; !exchange.closed; i++) {
       if (i == b.dropAfterTokens()) {
@@ -279,18 +289,27 @@ public final class FakeUpstream {
         return;
       }
       ObjectNode chunk = completion(model, "chat.completion.chunk");
+      String token = "tok" + i;
       chunk.putArray("choices").addObject().put("index", 0).putObject("delta")
-          .put("content", "tok" + i + (i + 1 < b.tokens() ? " " : ""));
+          .put("content", token + padding.substring(Math.min(padding.length(), token.length())) + (i + 1 < b.tokens() ? " " : ""));
       resp.write(sse(chunk));
+      streamedTokens.incrementAndGet();
       int next = i + 1;
+      if (resp.writeQueueFull()) {
+        resp.drainHandler(v -> {
+          resp.drainHandler(null);
+          streamTokens(exchange, model, b, includeUsage, padding, next);
+        });
+        return;
+      }
       if (b.tokenIntervalMs() > 0) {
-        vertx.setTimer(b.tokenIntervalMs(), t -> streamTokens(exchange, model, b, includeUsage, next));
+        vertx.setTimer(b.tokenIntervalMs(), t -> streamTokens(exchange, model, b, includeUsage, padding, next));
         return;
       }
       if (next % 256 == 0) {
         // Thousands of tokens without an interval would hold the event loop, which the fake may
         // share with the server under test; go on in the next turn of the loop.
-        vertx.runOnContext(v -> streamTokens(exchange, model, b, includeUsage, next));
+        vertx.runOnContext(v -> streamTokens(exchange, model, b, includeUsage, padding, next));
         return;
       }
     }

@@ -23,6 +23,8 @@ import java.util.Map;
     @JsonSubTypes.Type(value = WorkerMessage.ResponseHead.class, name = "response_headers"),
     @JsonSubTypes.Type(value = WorkerMessage.ResponseEnd.class, name = "response_end"),
     @JsonSubTypes.Type(value = WorkerMessage.Cancel.class, name = "cancel"),
+    @JsonSubTypes.Type(value = WorkerMessage.Pause.class, name = "pause"),
+    @JsonSubTypes.Type(value = WorkerMessage.Resume.class, name = "resume"),
     @JsonSubTypes.Type(value = WorkerMessage.Drain.class, name = "drain"),
 })
 public sealed interface WorkerMessage {
@@ -100,6 +102,15 @@ public sealed interface WorkerMessage {
 
   /** Server to worker: the client went away or timed out; abort the backend request. */
   record Cancel(long requestId) implements WorkerMessage {}
+
+  /**
+   * Server to worker: the client reads the answer slower than it comes; stop reading it from the
+   * upstream until {@link Resume}, so that it waits in the upstream's socket rather than in memory.
+   */
+  record Pause(long requestId) implements WorkerMessage {}
+
+  /** Server to worker: the client caught up; read the answer from the upstream again. */
+  record Resume(long requestId) implements WorkerMessage {}
 
   /** Server to worker: stop taking requests, finish those in flight, then disconnect and exit. */
   record Drain() implements WorkerMessage {}

@@ -38,11 +38,14 @@ class WireCodecTest {
         new WorkerMessage.ResponseHead(7, 200, Map.of("Content-Type", "application/json")),
         new WorkerMessage.ResponseEnd(7, Failures.UPSTREAM_ERROR, "broke"),
         new WorkerMessage.Cancel(7),
+        new WorkerMessage.Pause(7),
+        new WorkerMessage.Resume(7),
         new WorkerMessage.Drain());
     for (WorkerMessage message : messages) {
       assertEquals(message, WireCodec.decode(WireCodec.encode(message)));
     }
     assertEquals("{\"type\":\"cancel\",\"request_id\":7}", WireCodec.encode(new WorkerMessage.Cancel(7)));
+    assertEquals("{\"type\":\"pause\",\"request_id\":7}", WireCodec.encode(new WorkerMessage.Pause(7)));
   }
 
   @Test

@@ -213,6 +213,18 @@ public final class WorkerAgent {
           afterRequest();
         }
       }
+      case WorkerMessage.Pause p -> {
+        InboundRequest request = active.get(p.requestId());
+        if (request != null) {
+          request.hold(true);
+        }
+      }
+      case WorkerMessage.Resume r -> {
+        InboundRequest request = active.get(r.requestId());
+        if (request != null) {
+          request.hold(false);
+        }
+      }
       case WorkerMessage.Drain d -> {
         log.info("server asked this worker to drain");
         beginDrain();
@@ -456,6 +468,18 @@ public final class WorkerAgent {
     void cancel() {
       if (call != null) {
         call.cancel();
+      }
+    }
+
+    /** The server's client is slower than the upstream: the answer waits at the upstream meanwhile. */
+    void hold(boolean pause) {
+      if (call == null) {
+        return;
+      }
+      if (pause) {
+        call.pause();
+      } else {
+        call.resume();
       }
     }
 

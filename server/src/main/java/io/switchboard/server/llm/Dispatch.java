@@ -19,9 +19,10 @@ import org.slf4j.LoggerFactory;
  * One client request on its way through the router: it takes a worker slot, runs the request
  * there, and relays the answer to a {@link Downstream}. A worker that fails before the answer's
  * head reached the client is left out and the request goes to another; after that, the failure
- * reaches the client. A worker silent for the request timeout ends the request with 504.
+ * reaches the client. A worker silent for the request timeout ends the request with 504. A client
+ * that reads slower than the worker answers pauses the answer at its source ({@link #pause}).
  */
-public final class Dispatch implements SilenceWatch.Watched {
+public final class Dispatch implements BackendCall, SilenceWatch.Watched {
 
   private static final Logger log = LoggerFactory.getLogger(Dispatch.class);
   private static final int MAX_ATTEMPTS = 4;
@@ -64,6 +65,8 @@ public final class Dispatch implements SilenceWatch.Watched {
   private BackendCall call;
   private boolean headSent;
   private boolean finished;
+  /** The client asked to hold the answer back; a paused request is not silent. */
+  private boolean paused;
   /** Written under the lock, read by the silence sweep without it. */
   private volatile long lastActivity;
 
@@ -82,6 +85,7 @@ public final class Dispatch implements SilenceWatch.Watched {
   }
 
   /** The client went away: leave the queue or abort at the worker, and give the slot back. */
+  @Override
   public void cancel() {
     LlmRouter.Ticket waiting;
     BackendCall running;
@@ -101,6 +105,36 @@ public final class Dispatch implements SilenceWatch.Watched {
       running.cancel();
     }
     releaseLease();
+  }
+
+  /**
+   * The client's connection cannot take more for now. The worker stops reading the answer from its
+   * backend, so it waits there instead of in this server's memory.
+   */
+  @Override
+  public synchronized void pause() {
+    hold(true);
+  }
+
+  @Override
+  public synchronized void resume() {
+    hold(false);
+  }
+
+  /** Under the lock, so that the worker hears pauses and resumes in the order the client made them. */
+  private void hold(boolean pause) {
+    if (finished || paused == pause) {
+      return;
+    }
+    paused = pause;
+    touch();
+    if (call != null) {
+      if (pause) {
+        call.pause();
+      } else {
+        call.resume();
+      }
+    }
   }
 
   private void next() {
@@ -132,6 +166,9 @@ public final class Dispatch implements SilenceWatch.Watched {
     synchronized (this) {
       if (current == attempt && !finished) {
         call = started;
+        if (paused) {
+          started.pause();
+        }
         return;
       }
     }
@@ -194,7 +231,7 @@ public final class Dispatch implements SilenceWatch.Watched {
         silence.unwatch(this);
         return;
       }
-      if (lease == null || lastActivity - deadlineNanos > 0) {
+      if (lease == null || paused || lastActivity - deadlineNanos > 0) {
         return;
       }
       running = call;

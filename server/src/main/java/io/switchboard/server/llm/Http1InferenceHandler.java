@@ -28,6 +28,7 @@ import io.switchboard.server.http.Admission;
 import io.switchboard.server.http.ApiError;
 import io.switchboard.server.http.ApiException;
 import io.switchboard.server.http.ApiKeyAuth;
+import io.switchboard.worker.backend.BackendCall;
 import io.vertx.core.buffer.Buffer;
 import io.vertx.core.internal.buffer.BufferInternal;
 import java.net.InetSocketAddress;
@@ -200,6 +201,15 @@ final class Http1InferenceHandler extends ChannelDuplexHandler {
     ctx.write(msg, promise);
   }
 
+  /** A client that reads slower than its answer comes holds the answer back at the worker. */
+  @Override
+  public void channelWritabilityChanged(ChannelHandlerContext ctx) {
+    if (current != null) {
+      current.writable(ctx.channel().isWritable());
+    }
+    ctx.fireChannelWritabilityChanged();
+  }
+
   @Override
   public void channelInactive(ChannelHandlerContext ctx) {
     if (current != null) {
@@ -248,7 +258,7 @@ final class Http1InferenceHandler extends ChannelDuplexHandler {
     private boolean keepAlive;
     private boolean admitted;
     private String requestId;
-    private Runnable cancel;
+    private BackendCall routed;
     private boolean eventStream;
     private int unflushed;
     /**
@@ -281,7 +291,7 @@ final class Http1InferenceHandler extends ChannelDuplexHandler {
       Map<String, String> headers = LlmPlugin.forwardedHeaders(request.headers()::get);
       requestId = headers.get(LlmPlugin.REQUEST_ID);
       try {
-        cancel = settings.llm().route(endpoint, payload, RequestPeek.of(payload), headers, this);
+        routed = settings.llm().route(endpoint, payload, RequestPeek.of(payload), headers, this);
       } catch (ApiException e) {
         refuse(e.error());
       }
@@ -298,10 +308,21 @@ final class Http1InferenceHandler extends ChannelDuplexHandler {
       releaseHeld();
       if (!ended) {
         ended = true;
-        if (cancel != null) {
-          cancel.run();
+        if (routed != null) {
+          routed.cancel();
         }
         leave();
+      }
+    }
+
+    void writable(boolean writable) {
+      if (routed == null || ended) {
+        return;
+      }
+      if (writable) {
+        routed.resume();
+      } else {
+        routed.pause();
       }
     }
 

@@ -3,17 +3,28 @@ package io.switchboard.server.llm;
 import io.netty.handler.codec.http.HttpHeaderNames;
 import io.netty.handler.codec.http.HttpHeaders;
 import io.switchboard.server.http.ApiError;
+import io.switchboard.worker.backend.BackendCall;
 import io.vertx.core.buffer.Buffer;
 import io.vertx.core.http.HttpServerResponse;
 
-/** Relays a worker's answer to the client's HTTP response as it arrives, without buffering. */
+/**
+ * Relays a worker's answer to the client's HTTP response as it arrives, without buffering: when the
+ * response's write queue is full, the answer is paused at its source until the queue drains.
+ */
 final class HttpDownstream implements Dispatch.Downstream {
 
   private final HttpServerResponse response;
   private boolean eventStream;
+  /** Set once the request is routed; an answer that fills the queue before that is paused on its next piece. */
+  private volatile BackendCall source;
 
   HttpDownstream(HttpServerResponse response) {
     this.response = response;
+  }
+
+  void answerFrom(BackendCall routed) {
+    source = routed;
+    response.drainHandler(v -> routed.resume());
   }
 
   @Override
@@ -36,8 +47,13 @@ final class HttpDownstream implements Dispatch.Downstream {
 
   @Override
   public void chunk(Buffer data) {
-    if (!response.closed()) {
-      response.write(data);
+    if (response.closed()) {
+      return;
+    }
+    response.write(data);
+    BackendCall routed = source;
+    if (routed != null && response.writeQueueFull()) {
+      routed.pause();
     }
   }
 

@@ -14,6 +14,7 @@ import io.switchboard.server.http.ApiException;
 import io.switchboard.server.http.ApiKeyAuth;
 import io.switchboard.server.http.Secret;
 import io.switchboard.server.metrics.Metrics;
+import io.switchboard.worker.backend.BackendCall;
 import io.switchboard.worker.backend.BackendRequest;
 import io.switchboard.worker.backend.UpstreamBackend;
 import io.switchboard.worker.llamacpp.LlamaBackend;
@@ -218,8 +219,10 @@ public final class LlmPlugin {
   private void proxy(RoutingContext ctx, String path, Buffer body, RequestPeek peek) {
     Map<String, String> headers = forwardedHeaders(ctx.request()::getHeader);
     ctx.response().putHeader(REQUEST_ID, headers.get(REQUEST_ID));
-    Runnable gone = route(path, body, peek, headers, new HttpDownstream(ctx.response()));
-    ctx.response().closeHandler(v -> gone.run());
+    HttpDownstream downstream = new HttpDownstream(ctx.response());
+    BackendCall routed = route(path, body, peek, headers, downstream);
+    downstream.answerFrom(routed);
+    ctx.response().closeHandler(v -> routed.cancel());
   }
 
   /**
@@ -227,9 +230,10 @@ public final class LlmPlugin {
    * start first), whichever edge it came in on. The answer, or why there is none, goes to
    * {@code downstream}.
    *
-   * @return what to run when the client goes away before the answer ends
+   * @return the request in flight: cancel it when the client goes away before the answer ends, pause
+   *     and resume it as the client's connection fills and drains
    */
-  Runnable route(String path, Buffer body, RequestPeek peek, Map<String, String> headers, Dispatch.Downstream downstream) {
+  BackendCall route(String path, Buffer body, RequestPeek peek, Map<String, String> headers, Dispatch.Downstream downstream) {
     Routed routed = new Routed(new BackendRequest("POST", path, headers, peek.stream(), body), peek.model(), downstream);
     Future<Void> ready = managed.prepare(peek.model());
     if (ready.succeeded()) {
@@ -246,8 +250,11 @@ public final class LlmPlugin {
     return routed;
   }
 
-  /** One routed request: its dispatch, once its model is ready, and what happens when its client leaves. */
-  private final class Routed implements Runnable {
+  /**
+   * One routed request: its dispatch, once its model is ready, what happens when its client leaves,
+   * and the client's pauses, which matter only once an answer flows.
+   */
+  private final class Routed implements BackendCall {
     private final BackendRequest request;
     private final String model;
     private final Dispatch.Downstream downstream;
@@ -277,12 +284,33 @@ public final class LlmPlugin {
     }
 
     @Override
-    public synchronized void run() {
+    public synchronized void cancel() {
       gone = true;
       if (dispatch != null) {
         dispatch.cancel();
         account.end(CLIENT_CLOSED);
       }
+    }
+
+    @Override
+    public void pause() {
+      Dispatch running = running();
+      if (running != null) {
+        running.pause();
+      }
+    }
+
+    @Override
+    public void resume() {
+      Dispatch running = running();
+      if (running != null) {
+        running.resume();
+      }
+    }
+
+    /** Read under this lock, called outside it: the answer's writes hold the dispatch's lock when they pause. */
+    private synchronized Dispatch running() {
+      return dispatch;
     }
   }
 

@@ -237,9 +237,26 @@ final class WorkerConnection implements Backend, DialInWatch.Connection {
     for (int offset = 0; offset < body.length(); offset += max) {
       ws.writeBinaryMessage(DataFrame.encode(DataFrame.Kind.REQUEST_BODY, id, body.slice(offset, Math.min(body.length(), offset + max))));
     }
-    return () -> {
-      if (pending.remove(id) != null) {
-        send(new WorkerMessage.Cancel(id));
+    return new BackendCall() {
+      @Override
+      public void cancel() {
+        if (pending.remove(id) != null) {
+          send(new WorkerMessage.Cancel(id));
+        }
+      }
+
+      @Override
+      public void pause() {
+        if (pending.containsKey(id)) {
+          send(new WorkerMessage.Pause(id));
+        }
+      }
+
+      @Override
+      public void resume() {
+        if (pending.containsKey(id)) {
+          send(new WorkerMessage.Resume(id));
+        }
       }
     };
   }

@@ -8,11 +8,17 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.switchboard.fakeupstream.FakeUpstream;
 import io.switchboard.server.ServerConfig;
+import io.vertx.core.http.HttpClient;
+import io.vertx.core.http.HttpClientOptions;
+import io.vertx.core.http.HttpClientResponse;
+import io.vertx.core.http.HttpMethod;
+import io.vertx.core.http.HttpVersion;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
 import java.net.InetAddress;
+import java.net.InetSocketAddress;
 import java.net.Socket;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
@@ -26,7 +32,8 @@ import org.junit.jupiter.api.Test;
 
 /**
  * The inference endpoints as an HTTP/1.1 client sees them on the wire: raw sockets, so that what
- * crosses the connection (order, interim answers, closes) is what is checked.
+ * crosses the connection (order, interim answers, closes, a client that stops reading) is what is
+ * checked. One HTTP/2 client stops reading too, on the router's path.
  */
 class Http1EdgeTest {
 
@@ -156,11 +163,15 @@ class Http1EdgeTest {
 
   @Test
   void aLocalWorkersAnswerKeepsTheBackendsHeadersLessHopByHopOnes() throws IOException {
-    ServerConfig config = TestGateway.config(KEY, null, 10, Duration.ofSeconds(5), Duration.ofSeconds(10),
-        List.of(new ServerConfig.Upstream("edge", upstream.baseUrl(), null, null, 2, 0)));
-    try (TestGateway local = TestGateway.start(config)) {
+    try (TestGateway local = localGateway(Duration.ofSeconds(10))) {
       assertEquals("local:edge", assertRelayedHeaders(local));
     }
+  }
+
+  /** A gateway whose own local worker serves the fake. */
+  private TestGateway localGateway(Duration requestTimeout) {
+    return TestGateway.start(TestGateway.config(KEY, null, 10, Duration.ofSeconds(5), requestTimeout,
+        List.of(new ServerConfig.Upstream("edge", upstream.baseUrl(), null, null, 2, 0))));
   }
 
   /** The backend echoes a request id and sends CORS headers, as vLLM and llama-server can; returns the worker that answered. */
@@ -176,6 +187,142 @@ class Http1EdgeTest {
       assertNull(answer.header("access-control-allow-origin"), answer.headers.toString());
       assertTrue(answer.body.contains("\"chat.completion\""), answer.body);
       return answer.header("x-switchboard-worker");
+    }
+  }
+
+  @Test
+  void aClientThatStopsReadingHoldsTheAnswerBackAtADialedInWorkersUpstream() throws IOException {
+    try (TestGateway slow = TestGateway.start(TestGateway.config(KEY, null, 10, Duration.ofSeconds(5), Duration.ofSeconds(1), List.of()))) {
+      slow.worker(upstream);
+      assertAnswerWaitsForTheClient(slow);
+    }
+  }
+
+  @Test
+  void aClientThatStopsReadingHoldsTheAnswerBackAtALocalWorkersUpstream() throws IOException {
+    try (TestGateway local = localGateway(Duration.ofSeconds(1))) {
+      assertAnswerWaitsForTheClient(local);
+    }
+  }
+
+  @Test
+  void anHttp2ClientThatStopsReadingHoldsTheAnswerBackToo() {
+    try (TestGateway local = localGateway(Duration.ofSeconds(1))) {
+      // HTTP/2 goes through the router (HttpDownstream), whose write queue fills with the stream's window.
+      HttpClient client = local.vertx.createHttpClient(new HttpClientOptions()
+          .setProtocolVersion(HttpVersion.HTTP_2).setHttp2ClearTextUpgrade(false));
+      long before = upstream.streamedTokens();
+      EventCounter events = new EventCounter();
+      HttpClientResponse response = client.request(HttpMethod.POST, local.server.port(), "127.0.0.1", "/v1/chat/completions")
+          .compose(request -> request.putHeader("Authorization", "Bearer " + KEY).putHeader("Content-Type", "application/json")
+              .send(bigStreamBody()))
+          .map(arrived -> arrived.pause().handler(data -> events.accept(data.getBytes()))) // before its first byte is delivered
+          .await();
+      assertEquals(HttpVersion.HTTP_2, response.version());
+
+      long stalledAt = awaitStall() - before;
+      assertTrue(stalledAt < BIG_STREAM_TOKENS / 2, "the backend wrote " + stalledAt + " of " + BIG_STREAM_TOKENS + " tokens");
+      sleep(1_500);
+      assertEquals(stalledAt, upstream.streamedTokens() - before, "still held back");
+
+      response.resume();
+      response.end().await();
+      assertEquals(BIG_STREAM_TOKENS + 3, events.count(), "the role event, every token, the finish event and [DONE]");
+      client.close().await();
+    }
+  }
+
+  private static final int BIG_STREAM_TOKENS = 12_000;
+
+  /** 4 KiB a token, right away. */
+  private static String bigStreamBody() {
+    return "{\"model\":\"fake-model\",\"stream\":true,\"max_tokens\":" + BIG_STREAM_TOKENS
+        + ",\"fake_interval_ms\":0,\"fake_token_bytes\":4096,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
+  }
+
+  /**
+   * A streamed answer of 48 MiB, several times what the socket buffers between the backend and the
+   * client hold, to a client that reads nothing for a while: the backend's stream must stall rather
+   * than the server take it all into memory, and stay stalled past the request timeout (one second
+   * here) without the request being timed out. Then the client reads, and every token arrives.
+   */
+  private void assertAnswerWaitsForTheClient(TestGateway target) throws IOException {
+    int tokens = BIG_STREAM_TOKENS;
+    String body = bigStreamBody();
+    long before = upstream.streamedTokens();
+    try (Socket socket = new Socket()) {
+      socket.setReceiveBufferSize(16 * 1024);
+      socket.connect(new InetSocketAddress(InetAddress.getLoopbackAddress(), target.server.port()));
+      socket.setSoTimeout(10_000);
+      send(socket, post("/v1/chat/completions", body, ""));
+
+      long stalledAt = awaitStall() - before;
+      assertTrue(stalledAt < tokens / 2, "the backend wrote " + stalledAt + " of " + tokens + " tokens to a client that read none");
+      sleep(1_500);
+      assertEquals(stalledAt, upstream.streamedTokens() - before, "still held back");
+
+      InputStream in = socket.getInputStream();
+      assertEquals("HTTP/1.1 200 OK", Response.line(in));
+      while (!Response.line(in).isEmpty()) {
+        continue;
+      }
+      assertEquals(tokens + 3, eventsUntilTheEnd(in), "the role event, every token, the finish event and [DONE]");
+      assertEquals(tokens, upstream.streamedTokens() - before);
+    }
+  }
+
+  /** Waits until the fake's streams have not moved for 600 ms; returns the tokens they had written. */
+  private long awaitStall() {
+    long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
+    long last = -1;
+    int still = 0;
+    while (still < 3) {
+      assertTrue(System.nanoTime() < deadline, "the backend's stream never stalled");
+      sleep(200);
+      long now = upstream.streamedTokens();
+      still = now == last ? still + 1 : 0;
+      last = now;
+    }
+    return last;
+  }
+
+  /** Counts the server-sent events of a chunked body up to its last chunk, without keeping the body. */
+  private static int eventsUntilTheEnd(InputStream in) throws IOException {
+    EventCounter events = new EventCounter();
+    for (int size = Integer.parseInt(Response.line(in), 16); size > 0; size = Integer.parseInt(Response.line(in), 16)) {
+      events.accept(in.readNBytes(size));
+      Response.line(in);
+    }
+    return events.count();
+  }
+
+  /** Counts {@code data: } fields in a stream that arrives in pieces, which may split one. */
+  private static final class EventCounter {
+    private static final byte[] MARKER = "data: ".getBytes(StandardCharsets.US_ASCII);
+    private int matched;
+    private int events;
+
+    void accept(byte[] bytes) {
+      for (byte b : bytes) {
+        matched = b == MARKER[matched] ? matched + 1 : (b == MARKER[0] ? 1 : 0);
+        if (matched == MARKER.length) {
+          events++;
+          matched = 0;
+        }
+      }
+    }
+
+    int count() {
+      return events;
+    }
+  }
+
+  private static void sleep(long millis) {
+    try {
+      Thread.sleep(millis);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IllegalStateException(e);
     }
   }
 
@@ -240,7 +387,7 @@ class Http1EdgeTest {
       return new Response(status, headers, body.toString(StandardCharsets.UTF_8));
     }
 
-    private static String line(InputStream in) throws IOException {
+    static String line(InputStream in) throws IOException {
       StringBuilder line = new StringBuilder();
       for (int c = in.read(); c != '\n'; c = in.read()) {
         if (c < 0) {

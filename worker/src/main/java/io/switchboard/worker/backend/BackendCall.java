@@ -5,4 +5,14 @@ package io.switchboard.worker.backend;
 public interface BackendCall {
   /** Aborts the request at the backend; the sink hears nothing more. Safe to call more than once. */
   void cancel();
+
+  /**
+   * Stops taking the answer from the backend until {@link #resume}: whoever reads it is slower than
+   * the backend writes it, and the rest should wait at the backend rather than in memory. A backend
+   * that cannot hold its answer back keeps sending. Safe to call in any state.
+   */
+  default void pause() {}
+
+  /** Takes the answer from the backend again after {@link #pause}. */
+  default void resume() {}
 }

@@ -394,7 +394,7 @@ public final class UpstreamBackend implements Backend {
     }
 
     void start(BackendRequest request, UpstreamCall call, boolean reused) {
-      if (!call.attach(() -> channel.eventLoop().execute(() -> abort(call)))) {
+      if (!call.attach(this)) {
         home.release(this);
         return;
       }
@@ -403,7 +403,23 @@ public final class UpstreamBackend implements Backend {
       this.reused = reused;
       this.answered = false;
       this.lastActivity = System.nanoTime();
+      channel.config().setAutoRead(!call.isPaused());
       channel.writeAndFlush(encode(request), channel.voidPromise());
+    }
+
+    /**
+     * Stops or starts reading the answer: a paused answer waits in the socket, and once the socket's
+     * buffers are full, in the upstream. A paused request is not silent, so the sweep leaves it be.
+     */
+    void hold(UpstreamCall held, boolean pause) {
+      if (!channel.eventLoop().inEventLoop()) {
+        channel.eventLoop().execute(() -> hold(held, pause));
+        return;
+      }
+      if (call == held) {
+        channel.config().setAutoRead(!pause);
+        lastActivity = System.nanoTime();
+      }
     }
 
     @Override
@@ -438,6 +454,8 @@ public final class UpstreamBackend implements Backend {
     private void finish(UpstreamCall current) {
       call = null;
       request = null;
+      // An idle connection keeps reading, or it would not see the upstream close it.
+      channel.config().setAutoRead(true);
       if (keepAlive && channel.isActive()) {
         home.release(this);
       } else {
@@ -474,7 +492,7 @@ public final class UpstreamBackend implements Backend {
     /** A timeout means the upstream has the request and is slow: the request ends, and is never sent again. */
     void checkSilence(long now) {
       UpstreamCall current = call;
-      if (current == null || now - lastActivity < idleTimeoutNanos) {
+      if (current == null || now - lastActivity < idleTimeoutNanos || !channel.config().isAutoRead()) {
         return;
       }
       call = null;
@@ -486,7 +504,14 @@ public final class UpstreamBackend implements Backend {
           : new Failure(Failures.UPSTREAM_UNREACHABLE, "upstream " + baseUrl + " did not answer within " + ms + " ms"));
     }
 
-    /** The caller gave up: the answer in flight is cut off with the connection, which cannot carry another. */
+    /**
+     * The caller gave up: the answer in flight is cut off with the connection, which cannot carry
+     * another. On the loop's next turn, since the cancel may come from inside this connection's read.
+     */
+    void abortLater(UpstreamCall cancelled) {
+      channel.eventLoop().execute(() -> abort(cancelled));
+    }
+
     private void abort(UpstreamCall cancelled) {
       if (call == cancelled) {
         call = null;
@@ -499,7 +524,8 @@ public final class UpstreamBackend implements Backend {
   /** Guards the sink so that it hears nothing after the end or after a cancel. */
   private static final class UpstreamCall implements BackendCall {
     private final ResponseSink sink;
-    private Runnable abort;
+    private Connection connection;
+    private boolean paused;
     /** Set under the lock; read without it for each piece of the answer. */
     private volatile boolean over;
 
@@ -508,15 +534,19 @@ public final class UpstreamBackend implements Backend {
     }
 
     /** Binds the call to the connection it runs on; false when it is already over. */
-    synchronized boolean attach(Runnable abortOnCancel) {
-      abort = abortOnCancel;
+    synchronized boolean attach(Connection runningOn) {
+      connection = runningOn;
       return !over;
     }
 
     /** Forgets the failed connection so that another can be attached; false once the call is over. */
     synchronized boolean detach() {
-      abort = null;
+      connection = null;
       return !over;
+    }
+
+    synchronized boolean isPaused() {
+      return paused;
     }
 
     void head(int status, HttpHeaders headers) {
@@ -547,16 +577,40 @@ public final class UpstreamBackend implements Backend {
 
     @Override
     public void cancel() {
-      Runnable cut;
+      Connection cut;
       synchronized (this) {
         if (over) {
           return;
         }
         over = true;
-        cut = abort;
+        cut = connection;
       }
       if (cut != null) {
-        cut.run();
+        cut.abortLater(this);
+      }
+    }
+
+    @Override
+    public void pause() {
+      hold(true);
+    }
+
+    @Override
+    public void resume() {
+      hold(false);
+    }
+
+    private void hold(boolean pause) {
+      Connection runningOn;
+      synchronized (this) {
+        if (over || paused == pause) {
+          return;
+        }
+        paused = pause;
+        runningOn = connection;
+      }
+      if (runningOn != null) {
+        runningOn.hold(this, pause);
       }
     }
   }
