@@ -403,7 +403,9 @@ public final class UpstreamBackend implements Backend {
       this.reused = reused;
       this.answered = false;
       this.lastActivity = System.nanoTime();
-      channel.config().setAutoRead(!call.isPaused());
+      if (call.isPaused()) {
+        channel.config().setAutoRead(false);
+      }
       channel.writeAndFlush(encode(request), channel.voidPromise());
     }
 
@@ -454,8 +456,10 @@ public final class UpstreamBackend implements Backend {
     private void finish(UpstreamCall current) {
       call = null;
       request = null;
-      // An idle connection keeps reading, or it would not see the upstream close it.
-      channel.config().setAutoRead(true);
+      if (!channel.config().isAutoRead()) {
+        // An idle connection keeps reading, or it would not see the upstream close it.
+        channel.config().setAutoRead(true);
+      }
       if (keepAlive && channel.isActive()) {
         home.release(this);
       } else {
@@ -525,7 +529,8 @@ public final class UpstreamBackend implements Backend {
   private static final class UpstreamCall implements BackendCall {
     private final ResponseSink sink;
     private Connection connection;
-    private boolean paused;
+    /** Set under the lock; read without it when a connection takes the call. */
+    private volatile boolean paused;
     /** Set under the lock; read without it for each piece of the answer. */
     private volatile boolean over;
 
@@ -545,7 +550,7 @@ public final class UpstreamBackend implements Backend {
       return !over;
     }
 
-    synchronized boolean isPaused() {
+    boolean isPaused() {
       return paused;
     }
 
