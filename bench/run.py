@@ -13,7 +13,7 @@ For each target and each concurrency, wrk sends non-streaming chat completions. 
 scenario measures time to first token and time per token. Prints one table and writes the numbers
 as JSON under bench/results/.
 
-Usage: python3 bench/run.py [--duration 5] [--rounds 3] [--warmup 20] [--concurrency 1,16,64,256] [--idle 10000] [--skip-portkey] [--only direct]
+Usage: python3 bench/run.py [--duration 5] [--rounds 3] [--warmup 60] [--concurrency 1,16,64,256] [--idle 10000] [--skip-portkey] [--only direct]
 """
 import argparse
 import datetime
@@ -291,7 +291,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run (default 5)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per point; medians are reported (default 3)")
-    parser.add_argument("--warmup", type=int, default=20, help="seconds of load on each target before measuring (default 20)")
+    parser.add_argument("--warmup", type=int, default=60, help="seconds of load on each target before measuring (default 60)")
     parser.add_argument("--concurrency", default="1,16,64,256", help="comma-separated connection counts")
     parser.add_argument("--streams", type=int, default=256, help="concurrent streams in the streaming scenario (default 256)")
     parser.add_argument("--idle", type=int, default=0, help="also hold this many idle streams on (c), e.g. 10000")
