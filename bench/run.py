@@ -180,6 +180,8 @@ def ensure_free(ports):
     """A port that is taken would let wait_ready() find someone else's server, and the numbers would be theirs."""
     for name, port in ports.items():
         with socket.socket() as probe:
+            # As the servers themselves do: connections of an earlier run in TIME_WAIT do not hold the port.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 probe.bind(("127.0.0.1", port))
             except OSError:
