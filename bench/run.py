@@ -27,6 +27,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -255,6 +256,49 @@ def run_probe(url, streams, tokens, interval_ms, headers, rounds=1, open_rate=0,
         return None
 
 
+def hold_slow_readers(url, headers, streams, answer_mib, seconds, measured):
+    """Opens `streams` streamed answers of `answer_mib` each, reads none of them for `seconds` while the
+    target's resident set is sampled, then closes them. A proxy that holds a slow reader's answer back
+    at its source stays near the RSS it started with; one that takes whole answers into memory grows by
+    what the answers hold, or fails."""
+    target = urllib.parse.urlsplit(url)
+    token_bytes = 4096
+    body = json.dumps({"model": "fake-model", "stream": True, "max_tokens": answer_mib * 1024 * 1024 // token_bytes,
+                       "fake_interval_ms": 0, "fake_token_bytes": token_bytes,
+                       "messages": [{"role": "user", "content": "Say hello."}]}).encode()
+    head = "".join(f"{key}: {value}\r\n" for key, value in {"Content-Type": "application/json", **headers}.items())
+    request = (f"POST {target.path} HTTP/1.1\r\nHost: {target.netloc}\r\n{head}Content-Length: {len(body)}\r\n\r\n").encode() + body
+    with RssSampler(measured) as before:
+        time.sleep(0.5)
+    sockets = []
+    try:
+        with RssSampler(measured) as held:
+            for _ in range(streams):
+                client = socket.socket()
+                client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
+                client.connect((target.hostname, target.port))
+                client.sendall(request)
+                sockets.append(client)
+            time.sleep(seconds)
+        alive = sum(1 for client in sockets if _still_open(client))
+    finally:
+        for client in sockets:
+            client.close()
+    return {"streams": streams, "answer_mib": answer_mib, "seconds": seconds, "rss_before_mib": before.max_mib,
+            "rss_peak_mib": held.max_mib, "open_at_end": alive}
+
+
+def _still_open(client):
+    """True unless the peer closed or reset the connection (what is waiting in it is left unread)."""
+    client.setblocking(False)
+    try:
+        return client.recv(1, socket.MSG_PEEK) != b""
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+
+
 def nginx_config(workdir, listen, upstream_port):
     temp = os.path.join(workdir, "nginx-temp")
     os.makedirs(temp, exist_ok=True)
@@ -300,6 +344,8 @@ def main():
     parser.add_argument("--idle-target", default="direct", choices=["direct", "worker", "upstream", "nginx"],
                         help="which target holds the idle streams (default direct; upstream and nginx as references)")
     parser.add_argument("--idle-rate", type=int, default=1000, help="idle streams opened per second (default 1000)")
+    parser.add_argument("--slow-readers", type=int, default=0,
+                        help="also open this many streams of 16 MiB that read nothing for 10 s, per proxy, and report its RSS")
     parser.add_argument("--skip-portkey", action="store_true")
     parser.add_argument("--only", default="", help="comma-separated targets to load (upstream and nginx are always kept)")
     parser.add_argument("--heap", default=None,
@@ -393,6 +439,14 @@ def main():
                 "peak_rss_mib": round(sum(p.peak_rss_mib() for p in measured[name]), 1),
                 "cpu_s_per_1k": round(cpu[name] / requests * 1000, 3) if requests else None,
             }
+        if options.slow_readers:
+            results["slow_readers"] = {}
+            for name, (url, headers) in targets.items():
+                if name in ("upstream", "portkey"):
+                    continue
+                held = hold_slow_readers(url, headers, options.slow_readers, 16, 10, measured[name])
+                results["slow_readers"][name] = held
+                log(f"{name:9} slow readers {held}")
         if options.idle:
             # Streams of 30 tokens a second apart, opened at --idle-rate a second: all of them are open
             # together once the last one has been opened (peak_open says whether they were).
@@ -456,6 +510,11 @@ def report(results, levels):
         print(f"{name:9} {data['peak_rss_mib']:>12.1f} {data['cpu_s_per_1k'] or float('nan'):>12.3f} {s.get('rss_mib_max', float('nan')):>13.1f} "
               f"{s.get('ttft_p50_ms', float('nan')):>12.3f} {s.get('ttft_p99_ms', float('nan')):>12.3f} "
               f"{s.get('per_token_p50_ms', float('nan')):>16.3f}")
+    if "slow_readers" in results:
+        print(f"\n{'target':9} {'slow readers':>12} {'MiB each':>8} {'RSS before':>10} {'RSS peak':>8} {'open at end':>11}")
+        for name, held in results["slow_readers"].items():
+            print(f"{name:9} {held['streams']:>12} {held['answer_mib']:>8} {held['rss_before_mib']:>10.1f} {held['rss_peak_mib']:>8.1f} "
+                  f"{held['open_at_end']:>11}")
     if "idle_streams" in results:
         print(f"\nidle streams: {results['idle_streams']}")
 

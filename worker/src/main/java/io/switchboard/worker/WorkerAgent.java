@@ -56,6 +56,8 @@ public final class WorkerAgent {
   private final Map<Long, InboundRequest> active = new HashMap<>();
 
   private WebSocket socket;
+  /** The WebSocket's write queue is full: answers wait at their upstreams until it drains. */
+  private boolean socketFull;
   private boolean registered;
   private String workerId;
   private List<String> models = List.of();
@@ -168,6 +170,7 @@ public final class WorkerAgent {
       return;
     }
     socket = ws;
+    socketFull = false;
     FlushCoalescing.enable(ws);
     registered = false;
     lastHeard = System.nanoTime();
@@ -175,6 +178,7 @@ public final class WorkerAgent {
     ws.binaryMessageHandler(data -> onBinary(ws, data));
     ws.exceptionHandler(e -> log.debug("worker connection error: {}", e.getMessage()));
     ws.closeHandler(v -> onClose(ws));
+    ws.drainHandler(v -> onDrained(ws));
     send(new WorkerMessage.Register(config.clientKey(), workerId, workerName(), models, config.maxConcurrency(),
         config.embeddingBatchSize(), BuildInfo.current().version()));
     armHeartbeat();
@@ -429,6 +433,30 @@ public final class WorkerAgent {
    * Runs on the agent's context: at once when already on its thread (the usual case for backend
    * callbacks, which come from the context's own event loop, though not always through Vert.x).
    */
+  /**
+   * The WebSocket took what was queued on it: answers held back while it was full are read from
+   * their upstreams again, unless the server paused them itself.
+   */
+  private void onDrained(WebSocket ws) {
+    if (ws == socket && socketFull) {
+      socketFull = false;
+      active.values().forEach(request -> request.socketFull(false));
+    }
+  }
+
+  /** Called after each write of an answer: once the WebSocket is full, every answer waits for it to drain. */
+  private void checkSocket(WebSocket ws, InboundRequest writer) {
+    if (!ws.writeQueueFull()) {
+      return;
+    }
+    if (!socketFull) {
+      socketFull = true;
+      active.values().forEach(request -> request.socketFull(true));
+    } else {
+      writer.socketFull(true);
+    }
+  }
+
   private void onContext(Runnable action) {
     if (((ContextInternal) context).inThread()) {
       action.run();
@@ -443,6 +471,8 @@ public final class WorkerAgent {
     private final WorkerMessage.Request meta;
     private Buffer body;
     private BackendCall call;
+    private boolean pausedByServer;
+    private boolean pausedBySocket;
 
     InboundRequest(WebSocket ws, WorkerMessage.Request meta) {
       this.ws = ws;
@@ -463,6 +493,9 @@ public final class WorkerAgent {
       Buffer payload = body == null ? Buffer.buffer() : body;
       call = backend.call(new BackendRequest(meta.method(), meta.path(), meta.headers() == null ? Map.of() : meta.headers(),
           meta.stream(), payload), this);
+      if (socketFull) {
+        socketFull(true);
+      }
     }
 
     void cancel() {
@@ -473,10 +506,24 @@ public final class WorkerAgent {
 
     /** The server's client is slower than the upstream: the answer waits at the upstream meanwhile. */
     void hold(boolean pause) {
+      pausedByServer = pause;
+      applyHold();
+    }
+
+    /**
+     * The WebSocket to the server has more queued than it takes: every answer waits at its upstream
+     * until it drains, or this worker would queue whatever its upstreams send faster than that.
+     */
+    void socketFull(boolean full) {
+      pausedBySocket = full;
+      applyHold();
+    }
+
+    private void applyHold() {
       if (call == null) {
         return;
       }
-      if (pause) {
+      if (pausedByServer || pausedBySocket) {
         call.pause();
       } else {
         call.resume();
@@ -507,6 +554,7 @@ public final class WorkerAgent {
           Buffer part = data.slice(offset, Math.min(data.length(), offset + max));
           ws.writeBinaryMessage(DataFrame.encode(DataFrame.Kind.RESPONSE_BODY, meta.requestId(), part));
         }
+        checkSocket(ws, this);
       });
     }
 
