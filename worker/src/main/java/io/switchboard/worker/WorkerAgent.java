@@ -430,10 +430,6 @@ public final class WorkerAgent {
   }
 
   /**
-   * Runs on the agent's context: at once when already on its thread (the usual case for backend
-   * callbacks, which come from the context's own event loop, though not always through Vert.x).
-   */
-  /**
    * The WebSocket took what was queued on it: answers held back while it was full are read from
    * their upstreams again, unless the server paused them itself.
    */
@@ -457,6 +453,10 @@ public final class WorkerAgent {
     }
   }
 
+  /**
+   * Runs on the agent's context: at once when already on its thread (the usual case for backend
+   * callbacks, which come from the context's own event loop, though not always through Vert.x).
+   */
   private void onContext(Runnable action) {
     if (((ContextInternal) context).inThread()) {
       action.run();
