@@ -65,7 +65,10 @@ public final class Dispatch implements BackendCall, SilenceWatch.Watched {
   private BackendCall call;
   private boolean headSent;
   private boolean finished;
-  /** The client asked to hold the answer back; a paused request is not silent. */
+  /**
+   * The client asked to hold the answer back. The request timeout then counts from the pause: a
+   * client that takes nothing for that long loses the request, so it cannot keep a slot forever.
+   */
   private boolean paused;
   /** Written under the lock, read by the silence sweep without it. */
   private volatile long lastActivity;
@@ -231,11 +234,15 @@ public final class Dispatch implements BackendCall, SilenceWatch.Watched {
         silence.unwatch(this);
         return;
       }
-      if (lease == null || paused || lastActivity - deadlineNanos > 0) {
+      if (lease == null || lastActivity - deadlineNanos > 0) {
         return;
       }
       running = call;
-      log.warn("request for {} on {} timed out: nothing for {} ms", model, lease.worker(), silence.timeout().toMillis());
+      if (paused) {
+        log.warn("request for {} on {} ended: its client took nothing for {} ms", model, lease.worker(), silence.timeout().toMillis());
+      } else {
+        log.warn("request for {} on {} timed out: nothing for {} ms", model, lease.worker(), silence.timeout().toMillis());
+      }
       finish(ApiError.timeout());
     }
     if (running != null) {
