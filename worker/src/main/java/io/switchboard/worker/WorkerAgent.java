@@ -520,13 +520,8 @@ public final class WorkerAgent {
     }
 
     private void applyHold() {
-      if (call == null) {
-        return;
-      }
-      if (pausedByServer || pausedBySocket) {
-        call.pause();
-      } else {
-        call.resume();
+      if (call != null) {
+        call.hold(pausedByServer || pausedBySocket);
       }
     }
 

@@ -20,7 +20,7 @@ import org.slf4j.LoggerFactory;
  * there, and relays the answer to a {@link Downstream}. A worker that fails before the answer's
  * head reached the client is left out and the request goes to another; after that, the failure
  * reaches the client. A worker silent for the request timeout ends the request with 504. A client
- * that reads slower than the worker answers pauses the answer at its source ({@link #pause}).
+ * that reads slower than the worker answers pauses the answer at its source ({@link #hold}).
  */
 public final class Dispatch implements BackendCall, SilenceWatch.Watched {
 
@@ -111,32 +111,19 @@ public final class Dispatch implements BackendCall, SilenceWatch.Watched {
   }
 
   /**
-   * The client's connection cannot take more for now. The worker stops reading the answer from its
-   * backend, so it waits there instead of in this server's memory.
+   * While the client's connection cannot take more, the worker stops reading the answer from its
+   * backend, so it waits there instead of in this server's memory. The backend hears it under the
+   * lock, so pauses and resumes reach the worker in the order the client made them.
    */
   @Override
-  public synchronized void pause() {
-    hold(true);
-  }
-
-  @Override
-  public synchronized void resume() {
-    hold(false);
-  }
-
-  /** Under the lock, so that the worker hears pauses and resumes in the order the client made them. */
-  private void hold(boolean pause) {
+  public synchronized void hold(boolean pause) {
     if (finished || paused == pause) {
       return;
     }
     paused = pause;
     touch();
     if (call != null) {
-      if (pause) {
-        call.pause();
-      } else {
-        call.resume();
-      }
+      call.hold(pause);
     }
   }
 
@@ -170,7 +157,7 @@ public final class Dispatch implements BackendCall, SilenceWatch.Watched {
       if (current == attempt && !finished) {
         call = started;
         if (paused) {
-          started.pause();
+          started.hold(true);
         }
         return;
       }

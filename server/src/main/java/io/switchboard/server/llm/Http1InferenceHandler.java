@@ -316,13 +316,8 @@ final class Http1InferenceHandler extends ChannelDuplexHandler {
     }
 
     void writable(boolean writable) {
-      if (routed == null || ended) {
-        return;
-      }
-      if (writable) {
-        routed.resume();
-      } else {
-        routed.pause();
+      if (routed != null && !ended) {
+        routed.hold(!writable);
       }
     }
 

@@ -24,7 +24,7 @@ final class HttpDownstream implements Dispatch.Downstream {
 
   void answerFrom(BackendCall routed) {
     source = routed;
-    response.drainHandler(v -> routed.resume());
+    response.drainHandler(v -> routed.hold(false));
   }
 
   @Override
@@ -53,7 +53,7 @@ final class HttpDownstream implements Dispatch.Downstream {
     response.write(data);
     BackendCall routed = source;
     if (routed != null && response.writeQueueFull()) {
-      routed.pause();
+      routed.hold(true);
     }
   }
 

@@ -293,18 +293,10 @@ public final class LlmPlugin {
     }
 
     @Override
-    public void pause() {
+    public void hold(boolean held) {
       Dispatch running = running();
       if (running != null) {
-        running.pause();
-      }
-    }
-
-    @Override
-    public void resume() {
-      Dispatch running = running();
-      if (running != null) {
-        running.resume();
+        running.hold(held);
       }
     }
 

@@ -246,16 +246,9 @@ final class WorkerConnection implements Backend, DialInWatch.Connection {
       }
 
       @Override
-      public void pause() {
+      public void hold(boolean held) {
         if (pending.containsKey(id)) {
-          send(new WorkerMessage.Pause(id));
-        }
-      }
-
-      @Override
-      public void resume() {
-        if (pending.containsKey(id)) {
-          send(new WorkerMessage.Resume(id));
+          send(held ? new WorkerMessage.Pause(id) : new WorkerMessage.Resume(id));
         }
       }
     };

@@ -7,12 +7,10 @@ public interface BackendCall {
   void cancel();
 
   /**
-   * Stops taking the answer from the backend until {@link #resume}: whoever reads it is slower than
-   * the backend writes it, and the rest should wait at the backend rather than in memory. A backend
-   * that cannot hold its answer back keeps sending. Safe to call in any state.
+   * Stops taking the answer from the backend while {@code held}, and takes it again once not:
+   * whoever reads it is slower than the backend writes it, and the rest should wait at the backend
+   * rather than in memory. A backend that cannot hold its answer back keeps sending. Safe to call in
+   * any state.
    */
-  default void pause() {}
-
-  /** Takes the answer from the backend again after {@link #pause}. */
-  default void resume() {}
+  default void hold(boolean held) {}
 }

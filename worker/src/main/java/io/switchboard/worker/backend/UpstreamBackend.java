@@ -596,16 +596,7 @@ public final class UpstreamBackend implements Backend {
     }
 
     @Override
-    public void pause() {
-      hold(true);
-    }
-
-    @Override
-    public void resume() {
-      hold(false);
-    }
-
-    private void hold(boolean pause) {
+    public void hold(boolean pause) {
       Connection runningOn;
       synchronized (this) {
         if (over || paused == pause) {
