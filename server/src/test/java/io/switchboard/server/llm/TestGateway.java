@@ -47,9 +47,15 @@ final class TestGateway implements AutoCloseable {
   /** Test settings: quick heartbeats and timeouts, a fresh data directory, loopback only. */
   static ServerConfig config(String apiKey, String clientKey, int queueSize, Duration queueTimeout, Duration requestTimeout,
       List<ServerConfig.Upstream> upstreams) {
+    return config(apiKey, clientKey, queueSize, queueTimeout, requestTimeout, upstreams, Duration.ofMillis(500));
+  }
+
+  /** As above, with the heartbeat interval given: a worker silent for three of them is dropped. */
+  static ServerConfig config(String apiKey, String clientKey, int queueSize, Duration queueTimeout, Duration requestTimeout,
+      List<ServerConfig.Upstream> upstreams, Duration heartbeat) {
     try {
       return new ServerConfig("127.0.0.1", 0, Files.createTempDirectory("switchboard-test"), apiKey, clientKey,
-          requestTimeout, queueSize, queueTimeout, Duration.ofSeconds(10), Duration.ofMillis(500), 1L << 20,
+          requestTimeout, queueSize, queueTimeout, Duration.ofSeconds(10), heartbeat, 1L << 20,
           64 * 1024, Duration.ofMillis(300), upstreams, null, null, null, null, null, null, null, null, null);
     } catch (IOException e) {
       throw new IllegalStateException(e);
