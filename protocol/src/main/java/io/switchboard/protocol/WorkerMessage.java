@@ -17,6 +17,7 @@ import java.util.Map;
 @JsonSubTypes({
     @JsonSubTypes.Type(value = WorkerMessage.Register.class, name = "register"),
     @JsonSubTypes.Type(value = WorkerMessage.Registered.class, name = "registered"),
+    @JsonSubTypes.Type(value = WorkerMessage.Lane.class, name = "lane"),
     @JsonSubTypes.Type(value = WorkerMessage.StatusUpdate.class, name = "status_update"),
     @JsonSubTypes.Type(value = WorkerMessage.Heartbeat.class, name = "heartbeat"),
     @JsonSubTypes.Type(value = WorkerMessage.Request.class, name = "request"),
@@ -43,8 +44,21 @@ public sealed interface WorkerMessage {
       Integer embeddingBatchSize,
       String version) implements WorkerMessage {}
 
-  /** Server to worker: the registration was accepted under this id; send heartbeats at this interval. */
-  record Registered(String workerId, long heartbeatIntervalMs) implements WorkerMessage {}
+  /**
+   * Server to worker: the registration was accepted under this id; send heartbeats at this interval.
+   * {@code lanes}, when over one, is how many WebSockets the worker may hold: one per event loop of the
+   * server, so that a request and its answer stay on the loop its client is on. The worker opens the
+   * others with {@link Lane}. A server that does not send it takes one.
+   */
+  record Registered(String workerId, long heartbeatIntervalMs, Integer lanes) implements WorkerMessage {}
+
+  /**
+   * Worker to server, first message on each further WebSocket of a registered worker, with the
+   * client key and the id of its {@code register}. A lane carries requests and answers and heartbeats
+   * like the first connection; everything else (status, drain) stays on the first. Its loss fails only
+   * the requests it carried; the loss of the first connection closes every lane.
+   */
+  record Lane(String clientKey, String workerId) implements WorkerMessage {}
 
   /**
    * Worker to server: a change of what the worker offers, without reconnecting. Null fields are

@@ -31,7 +31,9 @@ class WireCodecTest {
   @Test
   void roundTripsEveryKind() {
     List<WorkerMessage> messages = List.of(
-        new WorkerMessage.Registered("id", 5000),
+        new WorkerMessage.Registered("id", 5000, null),
+        new WorkerMessage.Registered("id", 5000, 4),
+        new WorkerMessage.Lane("k", "w1"),
         new WorkerMessage.StatusUpdate(List.of("m"), 2, "draining"),
         new WorkerMessage.Heartbeat(123),
         new WorkerMessage.Request(7, "POST", "/chat/completions", Map.of("Accept", "text/event-stream"), true, 42),

@@ -49,6 +49,15 @@ public final class SwitchboardServer {
 
   private static final Logger log = LoggerFactory.getLogger(SwitchboardServer.class);
 
+  /** One HTTP verticle, and so one event loop, per core. */
+  private static final int EVENT_LOOPS = Math.max(1, Runtime.getRuntime().availableProcessors());
+  /**
+   * Names the random port of each server started on port 0. Verticles that each listened on port 0
+   * would get a port apiece, and only one of them would be known; those that listen on the same
+   * negative port share one random port (Vert.x), and another server of the same Vert.x picks another.
+   */
+  private static final AtomicInteger RANDOM_PORTS = new AtomicInteger();
+
   private final Vertx vertx;
   private final ServerConfig config;
   private final Admission admission = new Admission();
@@ -73,7 +82,7 @@ public final class SwitchboardServer {
     ObjectMapper json = new ObjectMapper();
     LlmRouter router = new LlmRouter(vertx, config.queueSize(), config.queueTimeout());
     this.instances = new InstanceManager(vertx, router, database.jdbi(), json, config);
-    this.llm = new LlmPlugin(vertx, config, json, router, instances, metrics);
+    this.llm = new LlmPlugin(vertx, config, json, router, instances, metrics, EVENT_LOOPS);
     this.instanceRoutes = new InstanceRoutes(vertx, instances, json, config.llamaServer());
     this.mcp = new McpPlugin(vertx, config, database.jdbi(), metrics);
     registerGauges(router);
@@ -155,18 +164,17 @@ public final class SwitchboardServer {
   private Future<Void> listen() {
     HttpServerOptions options = new HttpServerOptions()
         .setHost(config.host())
-        .setPort(config.port())
         .setTcpNoDelay(true)
         // Room for bursts of thousands of connections (10,000 streams opened at once in bench/).
         .setAcceptBacklog(8192)
         .setMaxWebSocketFrameSize(config.maxFrameBytes())
         .setMaxWebSocketMessageSize(config.maxFrameBytes());
+    int listenPort = config.port() == 0 ? -RANDOM_PORTS.incrementAndGet() : config.port();
     AtomicInteger boundPort = new AtomicInteger();
-    int loops = Math.max(1, Runtime.getRuntime().availableProcessors());
     return llm.startLocalWorkers()
         .compose(v -> instances.load())
         .compose(v -> listenForMetrics())
-        .compose(v -> vertx.deployVerticle(() -> new HttpVerticle(options, boundPort), new DeploymentOptions().setInstances(loops)))
+        .compose(v -> vertx.deployVerticle(() -> new HttpVerticle(options, listenPort, boundPort), new DeploymentOptions().setInstances(EVENT_LOOPS)))
         .map(id -> {
           deploymentId = id;
           port = boundPort.get();
@@ -317,10 +325,13 @@ public final class SwitchboardServer {
   /** One event loop's share of the listener; Vert.x spreads connections over the instances. */
   private final class HttpVerticle extends VerticleBase {
     private final HttpServerOptions options;
+    private final int port;
     private final AtomicInteger boundPort;
 
-    HttpVerticle(HttpServerOptions options, AtomicInteger boundPort) {
+    /** {@code port} is the one to listen on: the configured one, or a negative one shared by the verticles. */
+    HttpVerticle(HttpServerOptions options, int port, AtomicInteger boundPort) {
       this.options = options;
+      this.port = port;
       this.boundPort = boundPort;
     }
 
@@ -329,7 +340,7 @@ public final class SwitchboardServer {
       return vertx.createHttpServer(options)
           .connectionHandler(llm::install)
           .requestHandler(web)
-          .listen()
+          .listen(port, options.getHost())
           .onSuccess(s -> boundPort.set(s.actualPort()));
     }
   }

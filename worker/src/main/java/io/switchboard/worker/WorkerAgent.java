@@ -26,16 +26,21 @@ import io.vertx.core.http.WebSocketClientOptions;
 import io.vertx.core.http.WebSocketConnectOptions;
 import java.net.InetAddress;
 import java.net.UnknownHostException;
+import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
  * The worker side of {@code /api/llm/connect}: dials the server, registers, runs the requests it is
  * sent on its {@link Backend}, and streams the answers back. It reconnects with backoff when the
- * connection drops and re-registers under the id the server gave it.
+ * connection drops and re-registers under the id the server gave it. When the server says it has
+ * several event loops, the worker opens a lane (one more WebSocket) for each of the others; the server
+ * sends a request down the lane on its client's loop, and the answer goes back the way it came.
  *
  * <p>All state lives on one Vert.x context, so nothing here needs a lock.
  */
@@ -54,11 +59,15 @@ public final class WorkerAgent {
   private final Promise<Void> firstRegistration = Promise.promise();
   private final Promise<Void> terminated = Promise.promise();
   private final Map<Long, InboundRequest> active = new HashMap<>();
+  /** The WebSockets after the first, while it is open. */
+  private final List<WebSocket> lanes = new ArrayList<>();
+  /** WebSockets whose write queue is full: the answers they carry wait at their upstreams until it drains. */
+  private final Set<WebSocket> fullSockets = new HashSet<>();
 
   private WebSocket socket;
-  /** The WebSocket's write queue is full: answers wait at their upstreams until it drains. */
-  private boolean socketFull;
   private boolean registered;
+  /** Lanes this registration may still dial: one refused for landing on a taken loop is dialed again, a few times. */
+  private int laneDialsLeft;
   private String workerId;
   private List<String> models = List.of();
   private long heartbeatMs = DEFAULT_HEARTBEAT_MS;
@@ -141,6 +150,7 @@ public final class WorkerAgent {
       stopped = true;
       cancelAll();
       cancelTimers();
+      closeLanes();
       Future<Void> close = socket == null ? Future.succeededFuture() : socket.close(CloseCodes.NORMAL, "worker stopping");
       close.eventually(() -> client.close()).onComplete(ar -> {
         terminated.tryComplete();
@@ -170,7 +180,7 @@ public final class WorkerAgent {
       return;
     }
     socket = ws;
-    socketFull = false;
+    fullSockets.clear();
     FlushCoalescing.enable(ws);
     registered = false;
     lastHeard = System.nanoTime();
@@ -195,11 +205,18 @@ public final class WorkerAgent {
     }
   }
 
+  /** Whether messages on {@code ws} still count: the first connection, or one of its lanes. */
+  private boolean open(WebSocket ws) {
+    return ws == socket || lanes.contains(ws);
+  }
+
   private void onText(WebSocket ws, String text) {
-    if (ws != socket) {
+    if (!open(ws)) {
       return;
     }
-    lastHeard = System.nanoTime();
+    if (ws == socket) {
+      lastHeard = System.nanoTime();
+    }
     WorkerMessage message;
     try {
       message = WireCodec.decode(text);
@@ -208,7 +225,7 @@ public final class WorkerAgent {
       return;
     }
     switch (message) {
-      case WorkerMessage.Registered r -> onRegistered(r);
+      case WorkerMessage.Registered r when ws == socket -> onRegistered(r);
       case WorkerMessage.Request r -> onRequest(ws, r);
       case WorkerMessage.Cancel c -> {
         InboundRequest request = active.remove(c.requestId());
@@ -250,6 +267,10 @@ public final class WorkerAgent {
     if (first) {
       log.info("registered with {} as worker {} serving {}", connectUrl, workerId, models);
     }
+    if (r.lanes() != null && lanes.isEmpty()) {
+      laneDialsLeft = 4 * (r.lanes() - 1);
+      openLanes(r.lanes() - 1);
+    }
     firstRegistration.tryComplete();
     if (draining) {
       send(new WorkerMessage.StatusUpdate(null, null, "draining"));
@@ -284,10 +305,12 @@ public final class WorkerAgent {
   }
 
   private void onBinary(WebSocket ws, Buffer data) {
-    if (ws != socket) {
+    if (!open(ws)) {
       return;
     }
-    lastHeard = System.nanoTime();
+    if (ws == socket) {
+      lastHeard = System.nanoTime();
+    }
     DataFrame frame;
     try {
       frame = DataFrame.decode(data);
@@ -307,6 +330,7 @@ public final class WorkerAgent {
     }
     socket = null;
     registered = false;
+    closeLanes();
     cancelAll();
     Short code = ws.closeStatusCode();
     String reason = ws.closeReason();
@@ -352,8 +376,66 @@ public final class WorkerAgent {
         ws.close(CloseCodes.HEARTBEAT_TIMEOUT, "heartbeat timeout");
         return;
       }
-      send(new WorkerMessage.Heartbeat(System.currentTimeMillis()));
+      String beat = WireCodec.encode(new WorkerMessage.Heartbeat(System.currentTimeMillis()));
+      ws.writeTextMessage(beat);
+      lanes.forEach(lane -> lane.writeTextMessage(beat));
     });
+  }
+
+  /** Opens {@code count} lanes beside the first connection; one that fails or is refused is done without. */
+  private void openLanes(int count) {
+    WebSocket owner = socket;
+    for (int i = 0; i < count && laneDialsLeft > 0; i++) {
+      laneDialsLeft--;
+      client.connect(connectOptions).onComplete(ar -> {
+        if (ar.failed()) {
+          log.debug("cannot open a lane to {}: {}", connectUrl, ar.cause().getMessage());
+          return;
+        }
+        WebSocket lane = ar.result();
+        if (socket != owner || stopped || draining) {
+          lane.close();
+          return;
+        }
+        lanes.add(lane);
+        FlushCoalescing.enable(lane);
+        lane.textMessageHandler(text -> onText(lane, text));
+        lane.binaryMessageHandler(data -> onBinary(lane, data));
+        lane.exceptionHandler(e -> log.debug("lane error: {}", e.getMessage()));
+        lane.closeHandler(v -> onLaneClosed(lane));
+        lane.drainHandler(v -> onDrained(lane));
+        lane.writeTextMessage(WireCodec.encode(new WorkerMessage.Lane(config.clientKey(), workerId)));
+      });
+    }
+  }
+
+  /** A lane closed on its own: the requests it carried are lost, the others go on. */
+  private void onLaneClosed(WebSocket lane) {
+    if (!lanes.remove(lane)) {
+      return;
+    }
+    fullSockets.remove(lane);
+    Short code = lane.closeStatusCode();
+    if (code != null && code == CloseCodes.LANE_TAKEN) {
+      openLanes(1);
+      return;
+    }
+    List<InboundRequest> lost = active.values().stream().filter(request -> request.ws == lane).toList();
+    if (code == null || code != CloseCodes.NORMAL || !lost.isEmpty()) {
+      log.warn("a lane to {} closed ({}); {} request(s) on it aborted", connectUrl,
+          lane.closeReason() == null ? "connection lost" : lane.closeReason(), lost.size());
+    }
+    lost.forEach(request -> {
+      active.remove(request.meta.requestId());
+      request.cancel();
+    });
+    afterRequest();
+  }
+
+  private void closeLanes() {
+    List<WebSocket> open = List.copyOf(lanes);
+    lanes.clear();
+    open.forEach(lane -> lane.close(CloseCodes.NORMAL, "worker leaving"));
   }
 
   private void startModelPolling() {
@@ -412,6 +494,7 @@ public final class WorkerAgent {
     cancelAll();
     cancelTimers();
     log.info("drained; leaving the server");
+    closeLanes();
     WebSocket ws = socket;
     Future<Void> close = ws == null ? Future.succeededFuture() : ws.close(CloseCodes.NORMAL, "worker drained");
     close.eventually(() -> client.close()).onComplete(ar -> terminated.tryComplete());
@@ -434,20 +517,18 @@ public final class WorkerAgent {
    * their upstreams again, unless the server paused them itself.
    */
   private void onDrained(WebSocket ws) {
-    if (ws == socket && socketFull) {
-      socketFull = false;
-      active.values().forEach(request -> request.socketFull(false));
+    if (fullSockets.remove(ws)) {
+      active.values().stream().filter(request -> request.ws == ws).forEach(request -> request.socketFull(false));
     }
   }
 
-  /** Called after each write of an answer: once the WebSocket is full, every answer waits for it to drain. */
+  /** Called after each write of an answer: once its WebSocket is full, every answer on it waits for it to drain. */
   private void checkSocket(WebSocket ws, InboundRequest writer) {
     if (!ws.writeQueueFull()) {
       return;
     }
-    if (!socketFull) {
-      socketFull = true;
-      active.values().forEach(request -> request.socketFull(true));
+    if (fullSockets.add(ws)) {
+      active.values().stream().filter(request -> request.ws == ws).forEach(request -> request.socketFull(true));
     } else {
       writer.socketFull(true);
     }
@@ -493,7 +574,7 @@ public final class WorkerAgent {
       Buffer payload = body == null ? Buffer.buffer() : body;
       call = backend.call(new BackendRequest(meta.method(), meta.path(), meta.headers() == null ? Map.of() : meta.headers(),
           meta.stream(), payload), this);
-      if (socketFull) {
+      if (fullSockets.contains(ws)) {
         socketFull(true);
       }
     }
@@ -511,8 +592,8 @@ public final class WorkerAgent {
     }
 
     /**
-     * The WebSocket to the server has more queued than it takes: every answer waits at its upstream
-     * until it drains, or this worker would queue whatever its upstreams send faster than that.
+     * Its WebSocket to the server has more queued than it takes: every answer on it waits at its
+     * upstream until it drains, or this worker would queue whatever its upstreams send faster than that.
      */
     void socketFull(boolean full) {
       pausedBySocket = full;
@@ -526,7 +607,7 @@ public final class WorkerAgent {
     }
 
     private boolean current() {
-      return active.get(meta.requestId()) == this && ws == socket;
+      return active.get(meta.requestId()) == this && open(ws);
     }
 
     @Override

@@ -7,6 +7,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.netty.channel.ChannelPipeline;
 import io.netty.handler.codec.http.HttpHeaderNames;
 import io.netty.handler.flush.FlushConsolidationHandler;
+import io.netty.util.concurrent.EventExecutor;
 import io.switchboard.server.ServerConfig;
 import io.switchboard.server.http.Admission;
 import io.switchboard.server.http.ApiError;
@@ -79,8 +80,10 @@ public final class LlmPlugin {
    * @param router the registry and scheduler of workers, shared with whoever else adds workers
    * @param managed models started on demand (managed instances), asked before a request is routed
    * @param metrics where each request is accounted for
+   * @param eventLoops how many event loops serve connections: a dialed-in worker may hold a WebSocket on each
    */
-  public LlmPlugin(Vertx vertx, ServerConfig config, ObjectMapper json, LlmRouter router, ManagedModels managed, Metrics metrics) {
+  public LlmPlugin(Vertx vertx, ServerConfig config, ObjectMapper json, LlmRouter router, ManagedModels managed, Metrics metrics,
+      int eventLoops) {
     this.vertx = vertx;
     this.config = config;
     this.json = json;
@@ -88,7 +91,7 @@ public final class LlmPlugin {
     this.managed = managed;
     this.metrics = metrics;
     this.connectionSettings = new WorkerConnection.Settings(
-        Secret.ofNullable(config.clientKey()), config.heartbeatInterval().toMillis(), config.maxFrameBytes());
+        Secret.ofNullable(config.clientKey()), config.heartbeatInterval().toMillis(), config.maxFrameBytes(), eventLoops);
     this.silence = new SilenceWatch(vertx, config.requestTimeout());
     this.batcher = new EmbeddingsBatcher(json, router, silence);
   }
@@ -178,8 +181,10 @@ public final class LlmPlugin {
   }
 
   private void connect(RoutingContext ctx) {
+    // The router hands out a wrapped socket; the connection underneath knows its event loop.
+    EventExecutor loop = ctx.request().connection() instanceof ConnectionBase base ? base.channelHandlerContext().executor() : null;
     ctx.request().toWebSocket()
-        .onSuccess(ws -> new WorkerConnection(vertx, ws, router, connectionSettings).start())
+        .onSuccess(ws -> new WorkerConnection(vertx, ws, loop, router, connectionSettings).start())
         .onFailure(e -> log.debug("worker WebSocket upgrade failed: {}", e.getMessage()));
   }
 

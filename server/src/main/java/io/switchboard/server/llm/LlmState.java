@@ -51,6 +51,9 @@ public final class LlmState implements StateSource {
           .put("connected_at", worker.connectedAt().toString())
           .put("last_heard_at", Instant.ofEpochMilli(worker.lastHeardMillis()).toString())
           .put("requests", worker.requests()).put("errors", worker.errors());
+      if (worker.backend() instanceof WorkerConnection dialedIn) {
+        w.put("connections", dialedIn.connections().size());
+      }
       worker.models().forEach(w.putArray("models")::add);
     }
     ArrayNode models = state.putArray("models");

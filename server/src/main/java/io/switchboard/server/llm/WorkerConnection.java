@@ -1,9 +1,9 @@
 package io.switchboard.server.llm;
 
+import io.netty.util.concurrent.EventExecutor;
 import io.switchboard.protocol.CloseCodes;
 import io.switchboard.protocol.DataFrame;
 import io.switchboard.protocol.Failures;
-import io.switchboard.protocol.FlushCoalescing;
 import io.switchboard.protocol.WireCodec;
 import io.switchboard.protocol.WorkerMessage;
 import io.switchboard.server.http.ClientKeyPolicy;
@@ -18,11 +18,13 @@ import io.vertx.core.Future;
 import io.vertx.core.Vertx;
 import io.vertx.core.buffer.Buffer;
 import io.vertx.core.http.ServerWebSocket;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.UUID;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicLong;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -32,13 +34,17 @@ import org.slf4j.LoggerFactory;
  * adds the worker to the router, and is the {@link Backend} through which requests reach it: each
  * request gets an id, its body goes as binary frames, and the answer comes back as a head, body
  * frames and an end.
+ *
+ * <p>A worker may open further WebSockets, its lanes, one per event loop of the server. A request is
+ * sent down the lane on its client's loop when there is one, so that neither it nor its answer
+ * crosses between loops; on the first connection otherwise.
  */
 final class WorkerConnection implements Backend, DialInWatch.Connection {
 
   private static final Logger log = LoggerFactory.getLogger(WorkerConnection.class);
 
   /** What a connection needs from the server. */
-  record Settings(Secret clientKey, long heartbeatMs, int maxFrameBytes) {}
+  record Settings(Secret clientKey, long heartbeatMs, int maxFrameBytes, int lanes) {}
 
   private final Vertx vertx;
   private final ServerWebSocket ws;
@@ -46,22 +52,29 @@ final class WorkerConnection implements Backend, DialInWatch.Connection {
   private final Settings settings;
   private final String bearer;
   private final Map<Long, ResponseSink> pending = new ConcurrentHashMap<>();
+  private final List<WorkerConnection> lanes = new CopyOnWriteArrayList<>();
+  /** The event loop this connection's socket is on. */
+  private final EventExecutor loop;
+  /** Request ids, for this connection and its lanes: the worker knows a request by its id alone. */
   private final AtomicLong ids = new AtomicLong();
   private volatile Worker worker;
+  /** Set on a lane: the worker's first connection. */
+  private volatile WorkerConnection first;
   private volatile boolean closed;
   private DialInWatch watch;
 
-  WorkerConnection(Vertx vertx, ServerWebSocket ws, LlmRouter router, Settings settings) {
+  /** {@code loop} is the event loop the socket is on, or null where that is not known (no lanes then). */
+  WorkerConnection(Vertx vertx, ServerWebSocket ws, EventExecutor loop, LlmRouter router, Settings settings) {
     this.vertx = vertx;
     this.ws = ws;
     this.router = router;
     this.settings = settings;
     String auth = ws.headers().get("Authorization");
     this.bearer = auth != null && auth.regionMatches(true, 0, "Bearer ", 0, 7) ? auth.substring(7).trim() : null;
+    this.loop = loop;
   }
 
   void start() {
-    FlushCoalescing.enable(ws);
     ws.textMessageHandler(this::onText);
     ws.binaryMessageHandler(this::onBinary);
     ws.exceptionHandler(e -> log.debug("worker connection error: {}", e.getMessage()));
@@ -71,7 +84,7 @@ final class WorkerConnection implements Backend, DialInWatch.Connection {
 
   @Override
   public boolean registered() {
-    return worker != null;
+    return worker != null || first != null;
   }
 
   @Override
@@ -81,7 +94,7 @@ final class WorkerConnection implements Backend, DialInWatch.Connection {
 
   @Override
   public void silent(long silentMs) {
-    log.warn("{} sent nothing for {} ms; dropping it", worker, silentMs);
+    log.warn("{} sent nothing for {} ms; dropping {}", owner(), silentMs, first == null ? "it" : "one of its lanes");
     ws.close(CloseCodes.HEARTBEAT_TIMEOUT, "heartbeat timeout");
     onClosed();
   }
@@ -91,9 +104,15 @@ final class WorkerConnection implements Backend, DialInWatch.Connection {
     send(new WorkerMessage.Heartbeat(System.currentTimeMillis()));
   }
 
+  /** The worker this connection belongs to: its own, or its first connection's for a lane. */
+  private Worker owner() {
+    WorkerConnection primary = first;
+    return primary == null ? worker : primary.worker;
+  }
+
   private void onText(String text) {
     watch.heard();
-    Worker registered = worker;
+    Worker registered = owner();
     if (registered != null) {
       registered.heard();
     }
@@ -101,18 +120,18 @@ final class WorkerConnection implements Backend, DialInWatch.Connection {
     try {
       message = WireCodec.decode(text);
     } catch (IllegalArgumentException e) {
-      if (worker == null) {
+      if (!registered()) {
         reject(CloseCodes.BAD_REGISTER, "first message must be a register message");
       } else {
-        log.warn("{} sent an unreadable message: {}", worker, e.getMessage());
+        log.warn("{} sent an unreadable message: {}", registered, e.getMessage());
       }
       return;
     }
-    if (worker == null) {
-      if (message instanceof WorkerMessage.Register register) {
-        onRegister(register);
-      } else {
-        reject(CloseCodes.BAD_REGISTER, "first message must be a register message");
+    if (!registered()) {
+      switch (message) {
+        case WorkerMessage.Register register -> onRegister(register);
+        case WorkerMessage.Lane lane -> onLane(lane);
+        default -> reject(CloseCodes.BAD_REGISTER, "first message must be a register message");
       }
       return;
     }
@@ -129,7 +148,7 @@ final class WorkerConnection implements Backend, DialInWatch.Connection {
           sink.end(end.error() == null ? null : new Failure(end.error(), Objects.requireNonNullElse(end.message(), end.error())));
         }
       }
-      case WorkerMessage.StatusUpdate update -> {
+      case WorkerMessage.StatusUpdate update when first == null -> {
         if (update.status() != null && !update.status().equals("draining")) {
           worker.loading("loading".equals(update.status()));
         }
@@ -137,7 +156,7 @@ final class WorkerConnection implements Backend, DialInWatch.Connection {
             update.status() == null ? null : "draining".equals(update.status()));
       }
       case WorkerMessage.Heartbeat h -> { }
-      default -> log.warn("{} sent an unexpected {}", worker, message.getClass().getSimpleName());
+      default -> log.warn("{} sent an unexpected {}", owner(), message.getClass().getSimpleName());
     }
   }
 
@@ -147,7 +166,7 @@ final class WorkerConnection implements Backend, DialInWatch.Connection {
     try {
       frame = DataFrame.decode(data);
     } catch (IllegalArgumentException e) {
-      log.warn("{} sent a bad data frame: {}", worker, e.getMessage());
+      log.warn("{} sent a bad data frame: {}", owner(), e.getMessage());
       return;
     }
     ResponseSink sink = pending.get(frame.requestId());
@@ -156,11 +175,18 @@ final class WorkerConnection implements Backend, DialInWatch.Connection {
     }
   }
 
-  private void onRegister(WorkerMessage.Register register) {
-    String offered = register.clientKey() != null && !register.clientKey().isEmpty() ? register.clientKey() : bearer;
+  /** Whether the client key offered in the first message, or else in the upgrade's header, lets this worker in. */
+  private boolean admitted(String clientKey) {
+    String offered = clientKey != null && !clientKey.isEmpty() ? clientKey : bearer;
     ClientKeyPolicy.Refusal refusal = ClientKeyPolicy.check(settings.clientKey(), offered);
     if (refusal != null) {
       reject(refusal.code(), refusal.reason());
+    }
+    return refusal == null;
+  }
+
+  private void onRegister(WorkerMessage.Register register) {
+    if (!admitted(register.clientKey())) {
       return;
     }
     String id = register.workerId() == null || register.workerId().isBlank()
@@ -172,7 +198,7 @@ final class WorkerConnection implements Backend, DialInWatch.Connection {
     Worker joined = new Worker(id, name, false, this,
         register.models() == null ? List.of() : register.models(), concurrency, batch);
     worker = joined;
-    send(new WorkerMessage.Registered(id, settings.heartbeatMs()));
+    send(new WorkerMessage.Registered(id, settings.heartbeatMs(), settings.lanes() > 1 ? settings.lanes() : null));
     router.register(joined).ifPresent(old -> {
       if (old.backend() instanceof WorkerConnection previous) {
         previous.replaced();
@@ -180,11 +206,53 @@ final class WorkerConnection implements Backend, DialInWatch.Connection {
     });
   }
 
+  private void onLane(WorkerMessage.Lane lane) {
+    if (!admitted(lane.clientKey())) {
+      return;
+    }
+    WorkerConnection primary = lane.workerId() == null ? null : router.worker(lane.workerId())
+        .map(Worker::backend).filter(WorkerConnection.class::isInstance).map(WorkerConnection.class::cast).orElse(null);
+    if (primary == null) {
+      reject(CloseCodes.BAD_REGISTER, "no connected worker " + lane.workerId() + " to add a lane to");
+      return;
+    }
+    switch (primary.addLane(this)) {
+      case ADDED -> log.debug("{} opened lane {} of {}", primary.worker, primary.lanes.size() + 1, settings.lanes());
+      case LOOP_TAKEN -> ws.close(CloseCodes.LANE_TAKEN, "a connection of this worker is on that event loop already");
+      case REFUSED -> reject(CloseCodes.BAD_REGISTER, "the worker is gone or holds a connection on every event loop");
+    }
+  }
+
+  private enum LaneAnswer { ADDED, LOOP_TAKEN, REFUSED }
+
+  /**
+   * Takes a lane on, unless this connection is gone or has all the lanes the server's loops can use,
+   * or the lane is on a loop that one of the worker's connections is on already (it serves no client
+   * that the other does not).
+   */
+  private synchronized LaneAnswer addLane(WorkerConnection lane) {
+    if (closed || first != null || lanes.size() + 1 >= settings.lanes()) {
+      return LaneAnswer.REFUSED;
+    }
+    if (lane.loop == null || lane.loop == loop || lanes.stream().anyMatch(other -> other.loop == lane.loop)) {
+      return LaneAnswer.LOOP_TAKEN;
+    }
+    lane.first = this;
+    lanes.add(lane);
+    return LaneAnswer.ADDED;
+  }
+
   private void replaced() {
     ws.close(CloseCodes.REPLACED, "replaced by a newer connection with the same worker id");
     failPending();
+    closeLanes();
     closed = true;
     watch.stop();
+  }
+
+  private synchronized void closeLanes() {
+    lanes.forEach(lane -> lane.ws.close(CloseCodes.NORMAL, "the worker's first connection is gone"));
+    lanes.clear();
   }
 
   private void reject(short code, String reason) {
@@ -198,9 +266,14 @@ final class WorkerConnection implements Backend, DialInWatch.Connection {
     }
     closed = true;
     watch.stop();
+    WorkerConnection primary = first;
+    if (primary != null) {
+      primary.lanes.remove(this);
+    }
     Worker gone = worker;
     if (gone != null) {
       router.remove(gone);
+      closeLanes();
     }
     failPending();
   }
@@ -209,9 +282,22 @@ final class WorkerConnection implements Backend, DialInWatch.Connection {
     for (Long id : List.copyOf(pending.keySet())) {
       ResponseSink sink = pending.remove(id);
       if (sink != null) {
-        sink.end(new Failure(Failures.WORKER_LOST, "connection to " + worker + " was lost"));
+        sink.end(new Failure(Failures.WORKER_LOST, "connection to " + owner() + " was lost"));
       }
     }
+  }
+
+  /** The worker's WebSockets: this one, then its lanes. */
+  List<WorkerConnection> connections() {
+    List<WorkerConnection> all = new ArrayList<>(1 + lanes.size());
+    all.add(this);
+    all.addAll(lanes);
+    return all;
+  }
+
+  /** Requests sent down this WebSocket that have not ended yet. */
+  int inFlight() {
+    return pending.size();
   }
 
   /** Asks the worker to drain; the router stops sending it requests at once. */
@@ -221,14 +307,30 @@ final class WorkerConnection implements Backend, DialInWatch.Connection {
 
   @Override
   public BackendCall call(BackendRequest request, ResponseSink sink) {
-    long id = ids.incrementAndGet();
+    return laneHere().send(ids.incrementAndGet(), request, sink);
+  }
+
+  /** The lane on the calling thread's event loop, or this first connection when none is. */
+  private WorkerConnection laneHere() {
+    if (loop == null || loop.inEventLoop()) {
+      return this;
+    }
+    for (WorkerConnection lane : lanes) {
+      if (lane.loop != null && lane.loop.inEventLoop()) {
+        return lane;
+      }
+    }
+    return this;
+  }
+
+  private BackendCall send(long id, BackendRequest request, ResponseSink sink) {
     if (closed) {
-      sink.end(new Failure(Failures.WORKER_LOST, "connection to " + worker + " is closed"));
+      sink.end(new Failure(Failures.WORKER_LOST, "connection to " + owner() + " is closed"));
       return () -> { };
     }
     pending.put(id, sink);
     if (closed && pending.remove(id) != null) {
-      sink.end(new Failure(Failures.WORKER_LOST, "connection to " + worker + " is closed"));
+      sink.end(new Failure(Failures.WORKER_LOST, "connection to " + owner() + " is closed"));
       return () -> { };
     }
     Buffer body = request.body();

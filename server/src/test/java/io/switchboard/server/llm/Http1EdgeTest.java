@@ -8,15 +8,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.switchboard.fakeupstream.FakeUpstream;
 import io.switchboard.server.ServerConfig;
-import io.switchboard.worker.WorkerConfig;
 import io.vertx.core.http.HttpClient;
 import io.vertx.core.http.HttpClientOptions;
 import io.vertx.core.http.HttpClientResponse;
 import io.vertx.core.http.HttpMethod;
 import io.vertx.core.http.HttpVersion;
-import io.vertx.core.net.NetClient;
-import io.vertx.core.net.NetServer;
-import io.vertx.core.net.NetSocket;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
@@ -30,7 +26,6 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.TreeMap;
-import java.util.concurrent.CopyOnWriteArrayList;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -208,10 +203,8 @@ class Http1EdgeTest {
     // Heartbeats wait on the stalled link too: at 5 s apart, the server keeps the worker meanwhile.
     ServerConfig config = TestGateway.config(KEY, null, 10, Duration.ofSeconds(5), Duration.ofSeconds(10), List.of(),
         Duration.ofSeconds(5));
-    try (TestGateway far = TestGateway.start(config); CongestedLink link = new CongestedLink(far)) {
-      far.worker(upstream, c -> new WorkerConfig(link.url(), c.clientKey(), c.workerId(), c.workerName(), c.maxConcurrency(),
-          c.embeddingBatchSize(), c.reconnectInitial(), c.reconnectMax(), c.modelPollInterval(), c.drainTimeout(),
-          c.maxFrameBytes()));
+    try (TestGateway far = TestGateway.start(config); NetworkLink link = new NetworkLink(far)) {
+      far.worker(upstream, link::dialedBy);
       long before = upstream.streamedTokens();
       link.carry(false);
       try (Socket socket = connect(far)) {
@@ -323,60 +316,6 @@ class Http1EdgeTest {
     }
     assertEquals(BIG_STREAM_TOKENS + 3, eventsUntilTheEnd(in), "the role event, every token, the finish event and [DONE]");
     assertEquals(BIG_STREAM_TOKENS, upstream.streamedTokens() - streamedBefore);
-  }
-
-  /**
-   * A TCP link in front of the server for a worker to dial, which can stop carrying the worker's bytes
-   * as a congested network does.
-   */
-  private static final class CongestedLink implements AutoCloseable {
-    private final NetServer server;
-    private final List<NetSocket> fromWorkers = new CopyOnWriteArrayList<>();
-    private volatile boolean carrying = true;
-
-    CongestedLink(TestGateway target) {
-      NetClient client = target.vertx.createNetClient();
-      server = target.vertx.createNetServer().connectHandler(worker -> {
-        worker.pause();
-        client.connect(target.server.port(), "127.0.0.1").onComplete(connected -> {
-          if (connected.failed()) {
-            worker.close();
-            return;
-          }
-          NetSocket toServer = connected.result();
-          worker.handler(toServer::write);
-          toServer.handler(worker::write);
-          worker.closeHandler(v -> toServer.close());
-          toServer.closeHandler(v -> worker.close());
-          fromWorkers.add(worker);
-          if (carrying) {
-            worker.resume();
-          }
-        });
-      });
-      server.listen(0, "127.0.0.1").await();
-    }
-
-    String url() {
-      return "http://127.0.0.1:" + server.actualPort();
-    }
-
-    void carry(boolean on) {
-      carrying = on;
-      fromWorkers.forEach(worker -> {
-        if (on) {
-          worker.resume();
-        } else {
-          worker.pause();
-        }
-      });
-    }
-
-    @Override
-    public void close() {
-      server.close().await();
-      fromWorkers.forEach(NetSocket::close);
-    }
   }
 
   /** Waits until the fake's streams have not moved for 600 ms; returns the tokens they had written. */

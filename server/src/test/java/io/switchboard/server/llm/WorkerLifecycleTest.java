@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.openai.errors.UnauthorizedException;
@@ -21,12 +22,16 @@ import io.vertx.core.Future;
 import io.vertx.core.Vertx;
 import io.vertx.core.http.WebSocket;
 import io.vertx.core.http.WebSocketConnectOptions;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
 import java.util.concurrent.TimeUnit;
+import java.util.stream.IntStream;
 import org.junit.jupiter.api.Test;
 
 /** Workers joining, being refused, leaving, draining and coming back; and the server draining. */
@@ -36,6 +41,12 @@ class WorkerLifecycleTest {
 
   private static ServerConfig keyed(String apiKey, String clientKey) {
     return TestGateway.config(apiKey, clientKey, 10, Duration.ofSeconds(5), Duration.ofSeconds(10), List.of());
+  }
+
+  /** What a server offers a worker: a WebSocket per event loop, which is one per core. */
+  private static Integer lanesOffered() {
+    int loops = Runtime.getRuntime().availableProcessors();
+    return loops > 1 ? loops : null;
   }
 
   private static WorkerRejectedException rejection(WorkerAgent agent) {
@@ -59,6 +70,44 @@ class WorkerLifecycleTest {
       assertTrue(wrong.terminated().failed(), "a rejected worker gives up instead of reconnecting");
 
       gateway.worker(fake);
+      assertEquals(200, gateway.post("/v1/chat/completions", chatBody("fake-model", false)).statusCode());
+    }
+  }
+
+  @Test
+  void aWorkerHoldsALaneOnEachLoopOfTheServerAndABrokenLaneLosesOnlyItsOwnRequests() throws Exception {
+    Integer loops = lanesOffered();
+    assumeTrue(loops != null, "a server on one event loop offers no lanes");
+    HttpClient clients = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).build();
+    try (TestGateway gateway = TestGateway.start(); NetworkLink link = new NetworkLink(gateway)) {
+      FakeUpstream slow = gateway.fake(FakeUpstream.Behavior.defaults().withTokens(40, 50));
+      gateway.worker(slow, c -> link.dialedBy(c.withCapacity(16, 0)));
+      LlmRouter router = gateway.server.llm().router();
+      WorkerConnection first = (WorkerConnection) router.workers().getFirst().backend();
+      eventually("the worker opened a lane for each other loop", () -> first.connections().size() == loops);
+      assertEquals(loops, JSON.readTree(gateway.get("/api/state").body()).at("/plugins/llm/workers/0/connections").asInt());
+
+      // Each request on its own connection: the server spreads them over its loops, and so over the lanes.
+      List<CompletableFuture<HttpResponse<String>>> streams = IntStream.range(0, 4 * loops)
+          .mapToObj(i -> clients.sendAsync(HttpRequest.newBuilder(URI.create(gateway.url() + "/v1/chat/completions"))
+              .POST(HttpRequest.BodyPublishers.ofString(chatBody("fake-model", true))).build(), HttpResponse.BodyHandlers.ofString()))
+          .toList();
+      eventually("every connection of the worker carries requests",
+          () -> first.connections().stream().allMatch(connection -> connection.inFlight() > 0));
+      int lost = first.connections().get(1).inFlight();
+      link.cut(1);
+
+      long whole = streams.stream().map(stream -> stream.handle((response, error) -> error == null
+          && response.statusCode() == 200 && response.body().contains("data: [DONE]")).join()).filter(ok -> ok).count();
+      assertEquals(streams.size() - lost, whole, "every stream but the broken lane's " + lost + " ends whole");
+      assertEquals(List.of(first), router.workers().stream().map(Worker::backend).toList(), "the worker is still there");
+      assertEquals(loops - 1, first.connections().size());
+      assertEquals(200, gateway.post("/v1/chat/completions", chatBody("fake-model", false)).statusCode());
+
+      link.cut(0);
+      eventually("the worker came back, with its lanes", () -> router.workers().size() == 1
+          && router.workers().getFirst().backend() instanceof WorkerConnection again && again != first
+          && again.connections().size() == loops);
       assertEquals(200, gateway.post("/v1/chat/completions", chatBody("fake-model", false)).statusCode());
     }
   }
@@ -92,7 +141,7 @@ class WorkerLifecycleTest {
 
       WorkerMessage registered = WireCodec.decode(answer.orTimeout(5, TimeUnit.SECONDS).join());
 
-      assertEquals(new WorkerMessage.Registered("header-worker", 500), registered);
+      assertEquals(new WorkerMessage.Registered("header-worker", 500, lanesOffered()), registered);
       ws.close().await();
     }
   }
