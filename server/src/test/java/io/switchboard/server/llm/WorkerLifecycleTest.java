@@ -92,8 +92,9 @@ class WorkerLifecycleTest {
           .mapToObj(i -> clients.sendAsync(HttpRequest.newBuilder(URI.create(gateway.url() + "/v1/chat/completions"))
               .POST(HttpRequest.BodyPublishers.ofString(chatBody("fake-model", true))).build(), HttpResponse.BodyHandlers.ofString()))
           .toList();
-      eventually("every connection of the worker carries requests",
-          () -> first.connections().stream().allMatch(connection -> connection.inFlight() > 0));
+      eventually("every stream is in flight, and every connection of the worker carries some",
+          () -> first.connections().stream().mapToInt(WorkerConnection::inFlight).sum() == streams.size()
+              && first.connections().stream().allMatch(connection -> connection.inFlight() > 0));
       int lost = first.connections().get(1).inFlight();
       link.cut(1);
 
