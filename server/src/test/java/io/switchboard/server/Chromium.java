@@ -19,11 +19,13 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Base64;
 import java.util.Comparator;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Predicate;
 import java.util.regex.Matcher;
@@ -173,12 +175,22 @@ public final class Chromium implements AutoCloseable {
     Files.write(file, Base64.getDecoder().decode(answer.at("/result/data").asText()));
   }
 
+  /** Ends the browser and the processes it started, which write to the profile until they are gone, then deletes the profile. */
   @Override
   public void close() throws Exception {
     page.abort();
+    List<ProcessHandle> children = process.descendants().toList();
     process.destroy();
+    children.forEach(ProcessHandle::destroy);
     if (!process.waitFor(5, TimeUnit.SECONDS)) {
       process.destroyForcibly().waitFor(5, TimeUnit.SECONDS);
+    }
+    for (ProcessHandle child : children) {
+      try {
+        child.onExit().get(5, TimeUnit.SECONDS);
+      } catch (TimeoutException e) {
+        child.destroyForcibly();
+      }
     }
     try (var files = Files.walk(profile)) {
       files.sorted(Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
