@@ -409,7 +409,10 @@ public final class WorkerAgent {
     }
   }
 
-  /** A lane closed on its own: the requests it carried are lost, the others go on. */
+  /**
+   * A lane closed on its own: the requests it carried are lost, the others go on, and the lane is
+   * dialed again after a pause, while this registration's dials last.
+   */
   private void onLaneClosed(WebSocket lane) {
     if (!lanes.remove(lane)) {
       return;
@@ -430,6 +433,12 @@ public final class WorkerAgent {
       request.cancel();
     });
     afterRequest();
+    WebSocket owner = socket;
+    vertx.setTimer(Math.max(1, config.reconnectInitial().toMillis()), t -> {
+      if (socket == owner && owner != null) {
+        openLanes(1);
+      }
+    });
   }
 
   private void closeLanes() {
