@@ -210,11 +210,7 @@ class Http1EdgeTest {
       try (Socket socket = connect(far)) {
         send(socket, post("/v1/chat/completions", bigStreamBody(), ""));
 
-        long stalledAt = awaitStall() - before;
-        assertTrue(stalledAt < BIG_STREAM_TOKENS / 2,
-            "the backend wrote " + stalledAt + " of " + BIG_STREAM_TOKENS + " tokens to a worker that could not send them on");
-        sleep(1_500);
-        assertEquals(stalledAt, upstream.streamedTokens() - before, "still held back");
+        assertHeldBack(before, "a worker that could not send them on");
 
         link.carry(true);
         assertEveryEventArrives(socket, before);
@@ -244,10 +240,7 @@ class Http1EdgeTest {
           .await();
       assertEquals(HttpVersion.HTTP_2, response.version());
 
-      long stalledAt = awaitStall() - before;
-      assertTrue(stalledAt < BIG_STREAM_TOKENS / 2, "the backend wrote " + stalledAt + " of " + BIG_STREAM_TOKENS + " tokens");
-      sleep(1_500);
-      assertEquals(stalledAt, upstream.streamedTokens() - before, "still held back");
+      assertHeldBack(before, "an HTTP/2 client that read none");
 
       response.resume();
       response.end().await();
@@ -297,11 +290,7 @@ class Http1EdgeTest {
       socket.setSoTimeout(10_000);
       send(socket, post("/v1/chat/completions", bigStreamBody(), ""));
 
-      long stalledAt = awaitStall() - before;
-      assertTrue(stalledAt < BIG_STREAM_TOKENS / 2,
-          "the backend wrote " + stalledAt + " of " + BIG_STREAM_TOKENS + " tokens to a client that read none");
-      sleep(1_500);
-      assertEquals(stalledAt, upstream.streamedTokens() - before, "still held back");
+      assertHeldBack(before, "a client that read none");
 
       assertEveryEventArrives(socket, before);
     }
@@ -316,6 +305,18 @@ class Http1EdgeTest {
     }
     assertEquals(BIG_STREAM_TOKENS + 3, eventsUntilTheEnd(in), "the role event, every token, the finish event and [DONE]");
     assertEquals(BIG_STREAM_TOKENS, upstream.streamedTokens() - streamedBefore);
+  }
+
+  /**
+   * The big stream stalls at the backend below half its tokens, counted from {@code streamedBefore},
+   * and stays stalled for 1.5 s.
+   */
+  private void assertHeldBack(long streamedBefore, String reader) {
+    long stalledAt = awaitStall() - streamedBefore;
+    assertTrue(stalledAt < BIG_STREAM_TOKENS / 2,
+        "the backend wrote " + stalledAt + " of " + BIG_STREAM_TOKENS + " tokens to " + reader);
+    sleep(1_500);
+    assertEquals(stalledAt, upstream.streamedTokens() - streamedBefore, "still held back");
   }
 
   /** Waits until the fake's streams have not moved for 600 ms; returns the tokens they had written. */
