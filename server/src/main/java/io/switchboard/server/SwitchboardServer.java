@@ -7,6 +7,7 @@ import io.switchboard.server.http.Admission;
 import io.switchboard.server.http.ApiError;
 import io.switchboard.server.http.ApiException;
 import io.switchboard.server.http.ApiKeyAuth;
+import io.switchboard.server.http.H2cUpgradeHold;
 import io.switchboard.server.http.Secret;
 import io.switchboard.server.instances.InstanceManager;
 import io.switchboard.server.instances.InstanceRoutes;
@@ -338,7 +339,10 @@ public final class SwitchboardServer {
     @Override
     public Future<?> start() {
       return vertx.createHttpServer(options)
-          .connectionHandler(llm::install)
+          .connectionHandler(connection -> {
+            H2cUpgradeHold.install(connection);
+            llm.install(connection);
+          })
           .requestHandler(web)
           .listen(port, options.getHost())
           .onSuccess(s -> boundPort.set(s.actualPort()));

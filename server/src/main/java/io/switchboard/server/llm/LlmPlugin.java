@@ -24,6 +24,7 @@ import io.vertx.core.Vertx;
 import io.vertx.core.buffer.Buffer;
 import io.vertx.core.http.HttpConnection;
 import io.vertx.core.http.HttpServerResponse;
+import io.vertx.core.http.HttpVersion;
 import io.vertx.core.net.impl.ConnectionBase;
 import io.vertx.ext.web.Router;
 import io.vertx.ext.web.RoutingContext;
@@ -193,7 +194,9 @@ public final class LlmPlugin {
    * (see {@link Http1InferenceHandler}); other connections, and every other request, keep to the router.
    */
   public void install(HttpConnection connection) {
-    if (inferenceHandler != null && connection instanceof ConnectionBase base
+    // An h2c upgrade hands over an HTTP/2 connection while its HTTP/1.1 decoder is still in place:
+    // the version, not the decoder, says which kind it is.
+    if (inferenceHandler != null && connection.protocolVersion() != HttpVersion.HTTP_2 && connection instanceof ConnectionBase base
         && base.channelHandlerContext().pipeline().get("httpDecoder") != null) {
       ChannelPipeline pipeline = base.channelHandlerContext().pipeline();
       // Ahead of Vert.x's WebSocket-extension handler, which would only look at our requests and
