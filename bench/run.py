@@ -8,6 +8,7 @@
   (e) portkey      the Portkey gateway from npm, pointed at the same upstream (skipped if it won't run)
   (f) netty        a bare Netty reverse proxy (bench/src/.../NettyFloor.java): the JVM's and Netty's floor,
                    with none of a gateway's work; Switchboard's gap to it is Switchboard's own
+  (g) netty2       a second NettyFloor in front of the first: the floor of a two-hop path like (d)
 
 For each target and each concurrency, wrk sends non-streaming chat completions. A streaming
 scenario measures time to first token and time per token. Prints one table and writes the numbers
@@ -359,7 +360,7 @@ def main():
     fake_jar = ensure_jars()
     portkey = None if options.skip_portkey else ensure_portkey()
     workdir = tempfile.mkdtemp(prefix="switchboard-bench-")
-    ports = {name: BASE_PORT + i for i, name in enumerate(["upstream", "nginx", "direct", "worker", "portkey", "netty"])}
+    ports = {name: BASE_PORT + i for i, name in enumerate(["upstream", "nginx", "direct", "worker", "portkey", "netty", "netty2"])}
     ensure_free(ports)
     # Each open stream holds some heap on the server: 10,000 of them do not fit in 128 MiB.
     heap = options.heap or ("512m" if options.idle > 2000 else "128m")
@@ -395,6 +396,10 @@ def main():
         procs["netty"] = Proc("netty", jvm + ["-cp", BENCH_JAR, "io.switchboard.bench.NettyFloor", str(ports["netty"]),
                                               str(ports["upstream"]), str(os.cpu_count())], workdir)
         targets["netty"] = (f"http://127.0.0.1:{ports['netty']}/v1/chat/completions", {})
+        # Two JVMs in a row, each a bare proxy: what any two-hop path on this machine costs before it does any work.
+        procs["netty2"] = Proc("netty2", jvm + ["-cp", BENCH_JAR, "io.switchboard.bench.NettyFloor", str(ports["netty2"]),
+                                                str(ports["netty"]), str(os.cpu_count())], workdir)
+        targets["netty2"] = (f"http://127.0.0.1:{ports['netty2']}/v1/chat/completions", {})
         if options.only:
             keep = {"upstream", "nginx", *options.only.split(",")}
             targets = {name: target for name, target in targets.items() if name in keep}
@@ -409,7 +414,8 @@ def main():
                    "machine": {"cpus": os.cpu_count()}, "duration_s": options.duration, "rounds": options.rounds,
                    "warmup_s": options.warmup, "heap": heap, "targets": {}}
         scripts = {name: wrk_script(workdir, name, headers) for name, (url, headers) in targets.items()}
-        measured = {name: [procs[name]] if name != "worker" else [procs["worker"], procs["worker-agent"]] for name in targets}
+        hops = {"worker": ["worker", "worker-agent"], "netty2": ["netty2", "netty"]}
+        measured = {name: [procs[hop] for hop in hops.get(name, [name])] for name in targets}
         for name, (url, _) in targets.items():
             # The JIT of a JVM target needs tens of seconds of load before its code is compiled; a long-running
             # server is measured, not its first minute. Every target gets the same warm-up.
