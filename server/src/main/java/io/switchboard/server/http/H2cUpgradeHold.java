@@ -50,10 +50,10 @@ public final class H2cUpgradeHold extends ChannelDuplexHandler {
 
   @Override
   public void channelRead(ChannelHandlerContext ctx, Object msg) {
-    ctx.pipeline().remove(this);
     if (flushHeld) {
       ctx.flush();
     }
+    ctx.pipeline().remove(this);
     ctx.fireChannelRead(msg);
   }
 }
