@@ -181,17 +181,22 @@ public final class WorkerAgent {
     }
     socket = ws;
     fullSockets.clear();
-    FlushCoalescing.enable(ws);
     registered = false;
     lastHeard = System.nanoTime();
-    ws.textMessageHandler(text -> onText(ws, text));
-    ws.binaryMessageHandler(data -> onBinary(ws, data));
-    ws.exceptionHandler(e -> log.debug("worker connection error: {}", e.getMessage()));
-    ws.closeHandler(v -> onClose(ws));
-    ws.drainHandler(v -> onDrained(ws));
+    wire(ws, () -> onClose(ws));
     send(new WorkerMessage.Register(config.clientKey(), workerId, workerName(), models, config.maxConcurrency(),
         config.embeddingBatchSize(), BuildInfo.current().version()));
     armHeartbeat();
+  }
+
+  /** What every WebSocket to the server, the first or a lane, is read and written with. */
+  private void wire(WebSocket ws, Runnable onClosed) {
+    FlushCoalescing.enable(ws);
+    ws.textMessageHandler(text -> onText(ws, text));
+    ws.binaryMessageHandler(data -> onBinary(ws, data));
+    ws.exceptionHandler(e -> log.debug("worker connection error: {}", e.getMessage()));
+    ws.closeHandler(v -> onClosed.run());
+    ws.drainHandler(v -> onDrained(ws));
   }
 
   private String workerName() {
@@ -398,12 +403,7 @@ public final class WorkerAgent {
           return;
         }
         lanes.add(lane);
-        FlushCoalescing.enable(lane);
-        lane.textMessageHandler(text -> onText(lane, text));
-        lane.binaryMessageHandler(data -> onBinary(lane, data));
-        lane.exceptionHandler(e -> log.debug("lane error: {}", e.getMessage()));
-        lane.closeHandler(v -> onLaneClosed(lane));
-        lane.drainHandler(v -> onDrained(lane));
+        wire(lane, () -> onLaneClosed(lane));
         lane.writeTextMessage(WireCodec.encode(new WorkerMessage.Lane(config.clientKey(), workerId)));
       });
     }
