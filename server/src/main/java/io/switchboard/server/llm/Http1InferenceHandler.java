@@ -10,6 +10,7 @@ import io.netty.handler.codec.http.DefaultFullHttpResponse;
 import io.netty.handler.codec.http.DefaultHttpContent;
 import io.netty.handler.codec.http.DefaultHttpResponse;
 import io.netty.handler.codec.http.DefaultLastHttpContent;
+import io.netty.handler.codec.http.EmptyHttpHeaders;
 import io.netty.handler.codec.http.FullHttpResponse;
 import io.netty.handler.codec.http.HttpContent;
 import io.netty.handler.codec.http.HttpHeaderNames;
@@ -390,7 +391,7 @@ final class Http1InferenceHandler extends ChannelDuplexHandler {
       if (!ended) {
         ByteBuf last = held;
         held = null;
-        end(last == null ? LastHttpContent.EMPTY_LAST_CONTENT : new DefaultLastHttpContent(last));
+        end(last == null ? LastHttpContent.EMPTY_LAST_CONTENT : lastContent(last));
       }
     }
 
@@ -406,7 +407,7 @@ final class Http1InferenceHandler extends ChannelDuplexHandler {
       if (!headSent) {
         end(errorResponse(error));
       } else if (eventStream) {
-        end(new DefaultLastHttpContent(((BufferInternal) error.toSseEvent()).getByteBuf()));
+        end(lastContent(((BufferInternal) error.toSseEvent()).getByteBuf()));
       } else {
         // Part of another answer is out already: cutting the connection is all that tells the client.
         ended = true;
@@ -415,6 +416,11 @@ final class Http1InferenceHandler extends ChannelDuplexHandler {
         ctx.close();
         answered(ctx, this);
       }
+    }
+
+    /** Our answers carry no trailers: the shared empty set spares a header table per answer. */
+    private static LastHttpContent lastContent(ByteBuf bytes) {
+      return new DefaultLastHttpContent(bytes, EmptyHttpHeaders.INSTANCE);
     }
 
     private void writeHeld() {

@@ -13,6 +13,8 @@ import io.netty.channel.ChannelInitializer;
 import io.netty.channel.ChannelOption;
 import io.netty.channel.EventLoop;
 import io.netty.handler.codec.http.DefaultFullHttpRequest;
+import io.netty.handler.codec.http.DefaultHttpHeadersFactory;
+import io.netty.handler.codec.http.EmptyHttpHeaders;
 import io.netty.handler.codec.http.FullHttpRequest;
 import io.netty.handler.codec.http.HttpClientCodec;
 import io.netty.handler.codec.http.HttpContent;
@@ -229,9 +231,10 @@ public final class UpstreamBackend implements Backend {
 
   private FullHttpRequest encode(BackendRequest request) {
     ByteBuf body = request.body().length() == 0 ? Unpooled.EMPTY_BUFFER : ((BufferInternal) request.body()).getByteBuf();
+    // A request carries no trailers: the shared empty set spares a header table per request.
+    HttpHeaders headers = DefaultHttpHeadersFactory.headersFactory().newHeaders();
     FullHttpRequest out = new DefaultFullHttpRequest(HttpVersion.HTTP_1_1, HttpMethod.valueOf(request.method()),
-        basePath + request.path(), body);
-    HttpHeaders headers = out.headers();
+        basePath + request.path(), body, headers, EmptyHttpHeaders.INSTANCE);
     headers.set(HttpHeaderNames.HOST, hostHeader);
     request.headers().forEach(headers::set);
     if (authorization != null) {
