@@ -393,11 +393,13 @@ def main():
             targets["portkey"] = (f"http://127.0.0.1:{ports['portkey']}/v1/chat/completions",
                                   {"x-portkey-provider": "openai", "x-portkey-custom-host": upstream_base,
                                    "Authorization": "Bearer bench"})
-        procs["netty"] = Proc("netty", jvm + ["-cp", BENCH_JAR, "io.switchboard.bench.NettyFloor", str(ports["netty"]),
+        # The floors get the buffer allocator Switchboard picks for a heap this small (cli/Main.java).
+        floor_jvm = jvm + ["-Dio.netty.allocator.type=pooled"]
+        procs["netty"] = Proc("netty", floor_jvm + ["-cp", BENCH_JAR, "io.switchboard.bench.NettyFloor", str(ports["netty"]),
                                               str(ports["upstream"]), str(os.cpu_count())], workdir)
         targets["netty"] = (f"http://127.0.0.1:{ports['netty']}/v1/chat/completions", {})
         # Two JVMs in a row, each a bare proxy: what any two-hop path on this machine costs before it does any work.
-        procs["netty2"] = Proc("netty2", jvm + ["-cp", BENCH_JAR, "io.switchboard.bench.NettyFloor", str(ports["netty2"]),
+        procs["netty2"] = Proc("netty2", floor_jvm + ["-cp", BENCH_JAR, "io.switchboard.bench.NettyFloor", str(ports["netty2"]),
                                                 str(ports["netty"]), str(os.cpu_count())], workdir)
         targets["netty2"] = (f"http://127.0.0.1:{ports['netty2']}/v1/chat/completions", {})
         if options.only:
