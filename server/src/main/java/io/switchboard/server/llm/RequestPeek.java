@@ -65,36 +65,21 @@ public record RequestPeek(String model, boolean stream) {
       if (at < end && in[at] != '{' && startsValue(in[at])) {
         throw new ApiException(ApiError.badRequest("request body must be a JSON object"));
       }
-      expect('{');
+      if (!peekIs('{')) {
+        throw unexpected("'{'");
+      }
       String model = null;
       boolean stream = false;
-      skipSpace();
-      if (peekIs('}')) {
-        at++;
-      } else {
-        while (true) {
-          skipSpace();
-          int keyStart = at;
-          boolean plainKey = skipString();
-          int keyEnd = at;
-          skipSpace();
-          expect(':');
-          skipSpace();
-          if (isKey(keyStart, keyEnd, plainKey, MODEL) && peekIs('"')) {
-            model = readString();
-          } else if (isKey(keyStart, keyEnd, plainKey, STREAM)) {
-            stream = peekIs('t');
-            skipValue(1);
-          } else {
-            skipValue(1);
-          }
-          skipSpace();
-          if (peekIs(',')) {
-            at++;
-          } else {
-            expect('}');
-            break;
-          }
+      for (boolean more = nextElement('}', true); more; more = nextElement('}', false)) {
+        int keyStart = at;
+        boolean plainKey = skipString();
+        int keyEnd = at;
+        skipColon();
+        if (isKey(keyStart, keyEnd, plainKey, MODEL) && peekIs('"')) {
+          model = readString();
+        } else {
+          stream = isKey(keyStart, keyEnd, plainKey, STREAM) ? peekIs('t') : stream;
+          skipValue(1);
         }
       }
       skipSpace();
@@ -140,47 +125,48 @@ public record RequestPeek(String model, boolean stream) {
     }
 
     private void skipObject(int depth) {
-      at++;
-      skipSpace();
-      if (peekIs('}')) {
-        at++;
-        return;
-      }
-      while (true) {
-        skipSpace();
+      for (boolean more = nextElement('}', true); more; more = nextElement('}', false)) {
         skipString();
-        skipSpace();
-        expect(':');
-        skipSpace();
+        skipColon();
         skipValue(depth + 1);
-        skipSpace();
-        if (peekIs(',')) {
-          at++;
-        } else {
-          expect('}');
-          return;
-        }
       }
     }
 
     private void skipArray(int depth) {
-      at++;
-      skipSpace();
-      if (peekIs(']')) {
-        at++;
-        return;
-      }
-      while (true) {
-        skipSpace();
+      for (boolean more = nextElement(']', true); more; more = nextElement(']', false)) {
         skipValue(depth + 1);
-        skipSpace();
-        if (peekIs(',')) {
-          at++;
-        } else {
-          expect(']');
-          return;
-        }
       }
+    }
+
+    /**
+     * Moves to the next element of the object or array at the cursor: past its opening bracket for
+     * the first, past the comma before it for the others. False, with the cursor past the closing
+     * bracket, when there is none.
+     */
+    private boolean nextElement(char close, boolean first) {
+      if (first) {
+        at++;
+        skipSpace();
+        if (peekIs(close)) {
+          at++;
+          return false;
+        }
+        return true;
+      }
+      skipSpace();
+      if (peekIs(',')) {
+        at++;
+        skipSpace();
+        return true;
+      }
+      expect(close);
+      return false;
+    }
+
+    private void skipColon() {
+      skipSpace();
+      expect(':');
+      skipSpace();
     }
 
     /** Steps over a string, checking its escapes and its UTF-8; true when it has no escapes. */
