@@ -423,6 +423,11 @@ def main():
             # server is measured, not its first minute. Every target gets the same warm-up.
             log(f"{name:9} warming up for {options.warmup} s")
             run_wrk(url, scripts[name], 64, options.warmup)
+            # Code compiled under one load is recompiled the first time the load changes (the loop reads
+            # several sockets a turn, new upstream connections open): at the first 256 after 64, C2 took
+            # 43% of the server's CPU for seconds. One pass over the levels, so no round pays for it.
+            for connections in levels:
+                run_wrk(url, scripts[name], connections, options.duration)
         # Rounds interleave the targets so that a slow moment of a shared machine falls on all of them alike;
         # each round's added latency is taken against the upstream's in the same round, then the median is kept.
         runs = {name: {c: [] for c in levels} for name in targets}
