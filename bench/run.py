@@ -92,6 +92,12 @@ class Proc:
 
     def __init__(self, name, args, workdir, env=None):
         self.name = name
+        self.stops_path = None
+        if args[0] == JAVA:
+            # Every stop of the JVM's threads (collections, deoptimization...), stamped with the wall clock,
+            # so that each measured run can say which stops fell inside it.
+            self.stops_path = os.path.join(workdir, name + "-stops.log")
+            args = [JAVA, f"-Xlog:safepoint:file={self.stops_path}:timemillis", *args[1:]]
         self.log_path = os.path.join(workdir, name + ".log")
         self.log = open(self.log_path, "w")
         self.popen = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
@@ -137,6 +143,18 @@ class Proc:
             except OSError:
                 pass
         return total / 1024
+
+    def stops_ms(self, start, end):
+        """The JVM's stops between two wall-clock times (seconds), in ms: [(reason, ms), ...]."""
+        if not self.stops_path or not os.path.exists(self.stops_path):
+            return []
+        stops = []
+        with open(self.stops_path) as f:
+            for line in f:
+                m = re.match(r'\[(\d+)ms\].*Safepoint "([^"]+)".*Total: (\d+) ns', line)
+                if m and start * 1000 <= int(m.group(1)) <= end * 1000:
+                    stops.append((m.group(2), int(m.group(3)) / 1e6))
+        return stops
 
     def stop(self):
         if self.popen.poll() is None:
@@ -436,8 +454,13 @@ def main():
             for connections in levels:
                 for name, (url, _) in targets.items():
                     before = sum(p.cpu_seconds() for p in measured[name])
+                    started = time.time()
                     row = run_wrk(url, scripts[name], connections, options.duration)
                     cpu[name] += sum(p.cpu_seconds() for p in measured[name]) - before
+                    stops = [ms for p in measured[name] for _, ms in p.stops_ms(started, time.time())]
+                    if any(p.stops_path for p in measured[name]):
+                        row["jvm_stops"] = {"count": len(stops), "total_ms": round(sum(stops), 2),
+                                            "max_ms": round(max(stops, default=0), 2), "over_5ms": sum(ms > 5 for ms in stops)}
                     runs[name][connections].append(row)
                     log(f"round {round_no + 1} {name:9} c={connections:<4} {row}")
         for name, (url, headers) in targets.items():
