@@ -93,6 +93,7 @@ class Proc:
     def __init__(self, name, args, workdir, env=None):
         self.name = name
         self.stops_path = None
+        self.stops_read = 0
         if args[0] == JAVA:
             # Every stop of the JVM's threads (collections, deoptimization...), stamped with the wall clock,
             # so that each measured run can say which stops fell inside it.
@@ -145,15 +146,18 @@ class Proc:
         return total / 1024
 
     def stops_ms(self, start, end):
-        """How long, in ms, each of the JVM's stops between two wall-clock times (seconds) lasted."""
+        """How long, in ms, each of the JVM's stops between two wall-clock times (seconds) lasted. Reads on
+        from where the last call stopped: the runs asked about follow each other in time."""
         if not self.stops_path or not os.path.exists(self.stops_path):
             return []
         stops = []
         with open(self.stops_path) as f:
-            for line in f:
+            f.seek(self.stops_read)
+            for line in iter(f.readline, ""):
                 m = re.match(r"\[(\d+)ms\].*Safepoint .*Total: (\d+) ns", line)
                 if m and start * 1000 <= int(m.group(1)) <= end * 1000:
                     stops.append(int(m.group(2)) / 1e6)
+            self.stops_read = f.tell()
         return stops
 
     def stop(self):
