@@ -18,7 +18,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run import JAVA, SWITCHBOARD_JAR, Proc, ensure_jars, ensure_tools, median, netty_unsafe, wait_ready, wrk_script, CHAT_BODY  # noqa: E402
+from run import GC_FLAGS, JAVA, SWITCHBOARD_JAR, Proc, ensure_jars, ensure_tools, median, netty_unsafe, wait_ready, wrk_script, CHAT_BODY  # noqa: E402
 
 PORTS = {"upstream": 19110, "base": 19111, "candidate": 19112}
 
@@ -55,7 +55,7 @@ def main():
     fake_jar = ensure_jars()
     workdir = tempfile.mkdtemp(prefix="switchboard-ab-")
     unsafe = netty_unsafe()
-    jvm = [JAVA, "-Xmx128m", "-XX:+UseParallelGC", *unsafe]
+    jvm = [JAVA, "-Xmx128m", *GC_FLAGS.split(), *unsafe]
     procs = {}
     try:
         procs["upstream"] = Proc("upstream", [JAVA, *unsafe, "-jar", fake_jar, "--port", str(PORTS["upstream"]), "--tokens", "16"],
