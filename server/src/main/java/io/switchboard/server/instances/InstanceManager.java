@@ -512,6 +512,12 @@ public final class InstanceManager implements ManagedModels {
       if (instance.process != process || instance.status != Status.RUNNING) {
         return;
       }
+      InstanceConfig cfg = instance.config;
+      boolean restart = cfg.autoRestart() && instance.restarts < cfg.maxRestarts();
+      // What a reader without the lock sees changes first: never "running" without a process, nor
+      // "failed" without its reason.
+      instance.lastError = "exited unexpectedly with status " + code;
+      instance.status = restart ? Status.RESTARTING : Status.FAILED;
       Worker worker = instance.worker;
       if (worker != null) {
         router.remove(worker);
@@ -523,18 +529,14 @@ public final class InstanceManager implements ManagedModels {
       }
       instance.process = null;
       instance.port = 0;
-      instance.lastError = "exited unexpectedly with status " + code;
       instance.log.note(instance.lastError);
-      InstanceConfig cfg = instance.config;
-      if (cfg.autoRestart() && instance.restarts < cfg.maxRestarts()) {
+      if (restart) {
         instance.restarts++;
         Duration delay = cfg.restartDelay().multipliedBy(1L << Math.min(10, instance.restarts - 1));
-        instance.status = Status.RESTARTING;
         log.warn("instance {} {}; restart {} of {} in {} ms", instance.name, instance.lastError, instance.restarts,
             cfg.maxRestarts(), delay.toMillis());
         threads.execute(() -> restartLater(instance, delay));
       } else {
-        instance.status = Status.FAILED;
         log.warn("instance {} {}; it is now failed{}", instance.name, instance.lastError,
             cfg.autoRestart() ? " (" + cfg.maxRestarts() + " restarts used up)" : "");
       }
