@@ -600,6 +600,12 @@ def verdict(results, levels):
     return out
 
 
+def verdict_cells(points, field, mark_misses):
+    """One line's ratios, p50s then p99s, a miss marked with *."""
+    return "    ".join(key + " " + " ".join(f"{p[field]:.2f}" + ("*" if mark_misses and p["met"] is False else "")
+                                            for p in points if p["at"] == key) for key in ("p50", "p99"))
+
+
 def print_verdict(found, levels):
     print(f"\nissue 3's targets: added latency as a multiple of nginx's at {' / '.join(map(str, levels))} connections "
           f"(* over the limit)")
@@ -607,14 +613,10 @@ def print_verdict(found, levels):
         if name not in found:
             continue
         points = found[name]["points"]
-
-        def cells(field, mark):
-            return "    ".join(key + " " + " ".join(f"{p[field]:.2f}" + ("*" if mark and p["met"] is False else "")
-                                                    for p in points if p["at"] == key) for key in ("p50", "p99"))
-
-        print(f"  {name:7} <= {limit:<4} {cells('ratio', True)}    met at {found[name]['met']} of {found[name]['judged']}")
+        print(f"  {name:7} <= {limit:<4} {verdict_cells(points, 'ratio', True)}    "
+              f"met at {found[name]['met']} of {found[name]['judged']}")
         if any(p["floor_ratio"] == p["floor_ratio"] for p in points):
-            print(f"  {floor:7} floor   {cells('floor_ratio', False)}")
+            print(f"  {floor:7} floor   {verdict_cells(points, 'floor_ratio', False)}")
     if "throughput" in found:
         t = found["throughput"]
         print(f"  direct's req/s at {t['connections']} connections: {t['times_portkey']}x Portkey's "

@@ -655,10 +655,10 @@ public final class InstanceManager implements ManagedModels {
   }
 
   private ApiException fail(Instance instance, String why) {
+    instance.lastError = why; // before the status, as in exited(): never "failed" without its reason
     instance.status = Status.FAILED;
     instance.process = null;
     instance.port = 0;
-    instance.lastError = why;
     instance.log.note("failed to start: " + why);
     log.warn("instance {} failed to start: {}", instance.name, why);
     return new ApiException(ApiError.internal("instance '" + instance.name + "' failed to start: " + why));
