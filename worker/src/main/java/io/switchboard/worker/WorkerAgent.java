@@ -1,5 +1,6 @@
 package io.switchboard.worker;
 
+import io.netty.buffer.ByteBuf;
 import io.netty.handler.codec.http.HttpHeaders;
 import io.switchboard.protocol.BuildInfo;
 import io.switchboard.protocol.CloseCodes;
@@ -19,6 +20,7 @@ import io.vertx.core.Future;
 import io.vertx.core.Promise;
 import io.vertx.core.Vertx;
 import io.vertx.core.internal.ContextInternal;
+import io.vertx.core.internal.buffer.BufferInternal;
 import io.vertx.core.buffer.Buffer;
 import io.vertx.core.http.WebSocket;
 import io.vertx.core.http.WebSocketClient;
@@ -630,17 +632,29 @@ public final class WorkerAgent {
 
     @Override
     public void chunk(Buffer data) {
-      onContext(() -> {
-        if (!current()) {
-          return;
-        }
-        int max = config.maxFrameBytes() - DataFrame.HEADER_BYTES;
-        for (int offset = 0; offset < data.length(); offset += max) {
-          Buffer part = data.slice(offset, Math.min(data.length(), offset + max));
-          ws.writeBinaryMessage(DataFrame.encode(DataFrame.Kind.RESPONSE_BODY, meta.requestId(), part));
-        }
-        checkSocket(ws, this);
-      });
+      onContext(() -> send(data));
+    }
+
+    /** On the agent's thread the lent bytes go straight into their frames, which copy them; elsewhere they are copied first. */
+    @Override
+    public void lentChunk(ByteBuf bytes) {
+      if (((ContextInternal) context).inThread()) {
+        send(BufferInternal.buffer(bytes));
+      } else {
+        ResponseSink.super.lentChunk(bytes);
+      }
+    }
+
+    private void send(Buffer data) {
+      if (!current()) {
+        return;
+      }
+      int max = config.maxFrameBytes() - DataFrame.HEADER_BYTES;
+      for (int offset = 0; offset < data.length(); offset += max) {
+        Buffer part = data.slice(offset, Math.min(data.length(), offset + max));
+        ws.writeBinaryMessage(DataFrame.encode(DataFrame.Kind.RESPONSE_BODY, meta.requestId(), part));
+      }
+      checkSocket(ws, this);
     }
 
     @Override

@@ -1,23 +1,41 @@
 package io.switchboard.server.llm;
 
 import io.netty.buffer.ByteBuf;
+import io.netty.util.concurrent.FastThreadLocal;
 import io.vertx.core.buffer.Buffer;
 import io.vertx.core.internal.buffer.BufferInternal;
 
 /**
- * A buffer's bytes, read where they lie when the buffer is on the heap (answers from upstreams and
- * request bodies are) and copied once otherwise, so that JSON is scanned without being decoded to text.
+ * A buffer's bytes as an array, so that JSON is scanned without being decoded to text: read where
+ * they lie when the buffer is on the heap (request bodies and workers' answers are), and copied
+ * otherwise (an upstream's answer, lent in its pooled direct buffer), into a scratch array of the
+ * calling thread when they fit. A view is read at once and never kept: the thread's next view may
+ * reuse its array.
  */
 record BufferBytes(byte[] array, int start, int end) {
 
+  /** An upstream's answer comes in decoder chunks of at most 8 KiB; a larger piece gets an array of its own. */
+  private static final int SCRATCH_BYTES = 16 * 1024;
+  private static final FastThreadLocal<byte[]> SCRATCH = new FastThreadLocal<>() {
+    @Override
+    protected byte[] initialValue() {
+      return new byte[SCRATCH_BYTES];
+    }
+  };
+
   static BufferBytes of(Buffer data) {
-    ByteBuf buf = ((BufferInternal) data).getByteBuf();
+    return of(((BufferInternal) data).getByteBuf());
+  }
+
+  static BufferBytes of(ByteBuf buf) {
+    int length = buf.readableBytes();
     if (buf.hasArray()) {
       int start = buf.arrayOffset() + buf.readerIndex();
-      return new BufferBytes(buf.array(), start, start + buf.readableBytes());
+      return new BufferBytes(buf.array(), start, start + length);
     }
-    byte[] copy = data.getBytes();
-    return new BufferBytes(copy, 0, copy.length);
+    byte[] copy = length <= SCRATCH_BYTES ? SCRATCH.get() : new byte[length];
+    buf.getBytes(buf.readerIndex(), copy, 0, length);
+    return new BufferBytes(copy, 0, length);
   }
 
   /** Where the last {@code needle} begins, or -1. */

@@ -1,5 +1,7 @@
 package io.switchboard.server.llm;
 
+import io.netty.buffer.ByteBuf;
+import io.netty.buffer.Unpooled;
 import io.netty.handler.codec.http.HttpHeaderNames;
 import io.netty.handler.codec.http.HttpHeaders;
 import io.switchboard.protocol.Failures;
@@ -10,6 +12,7 @@ import io.switchboard.worker.backend.BackendRequest;
 import io.switchboard.worker.backend.Failure;
 import io.switchboard.worker.backend.ResponseSink;
 import io.vertx.core.buffer.Buffer;
+import io.vertx.core.internal.buffer.BufferInternal;
 import java.util.HashSet;
 import java.util.Set;
 import org.slf4j.Logger;
@@ -39,6 +42,11 @@ public final class Dispatch implements BackendCall, SilenceWatch.Watched {
     }
 
     void chunk(Buffer data);
+
+    /** Bytes lent for the length of this call, as {@link ResponseSink#lentChunk} lends them; copied by default. */
+    default void lentChunk(ByteBuf bytes) {
+      chunk(BufferInternal.buffer(Unpooled.copiedBuffer(bytes)));
+    }
 
     void complete();
 
@@ -270,6 +278,17 @@ public final class Dispatch implements BackendCall, SilenceWatch.Watched {
         }
         touch();
         downstream.chunk(data);
+      }
+    }
+
+    @Override
+    public void lentChunk(ByteBuf bytes) {
+      synchronized (Dispatch.this) {
+        if (!live()) {
+          return;
+        }
+        touch();
+        downstream.lentChunk(bytes);
       }
     }
 

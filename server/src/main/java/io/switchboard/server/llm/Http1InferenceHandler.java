@@ -364,10 +364,27 @@ final class Http1InferenceHandler extends ChannelDuplexHandler {
         ctx.executor().execute(() -> chunk(data));
         return;
       }
+      relay(((BufferInternal) data).getByteBuf());
+    }
+
+    /**
+     * An upstream connection of this loop lends its read buffer: it goes to the client as it is,
+     * with no copy on the heap, and back to the pool once written.
+     */
+    @Override
+    public void lentChunk(ByteBuf bytes) {
+      if (ctx.executor().inEventLoop()) {
+        relay(bytes.retain());
+      } else {
+        Dispatch.Downstream.super.lentChunk(bytes);
+      }
+    }
+
+    private void relay(ByteBuf bytes) {
       if (ended) {
+        bytes.release();
         return;
       }
-      ByteBuf bytes = ((BufferInternal) data).getByteBuf();
       if (eventStream) {
         ctx.writeAndFlush(new DefaultHttpContent(bytes), ctx.voidPromise());
         return;

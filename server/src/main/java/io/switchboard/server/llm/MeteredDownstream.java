@@ -1,5 +1,6 @@
 package io.switchboard.server.llm;
 
+import io.netty.buffer.ByteBuf;
 import io.netty.handler.codec.http.HttpHeaders;
 import io.switchboard.server.http.ApiError;
 import io.switchboard.server.metrics.Metrics;
@@ -36,8 +37,18 @@ final class MeteredDownstream implements Dispatch.Downstream {
 
   @Override
   public void chunk(Buffer data) {
+    meter(BufferBytes.of(data));
+    next.chunk(data);
+  }
+
+  @Override
+  public void lentChunk(ByteBuf bytes) {
+    meter(BufferBytes.of(bytes));
+    next.lentChunk(bytes);
+  }
+
+  private void meter(BufferBytes bytes) {
     account.firstByte();
-    BufferBytes bytes = BufferBytes.of(data);
     if (bytes.lastIndexOf(USAGE) >= 0) {
       long in = bytes.numberAfter(PROMPT_TOKENS);
       long out = bytes.numberAfter(COMPLETION_TOKENS);
@@ -45,7 +56,6 @@ final class MeteredDownstream implements Dispatch.Downstream {
         account.tokens(Math.max(0, in), Math.max(0, out));
       }
     }
-    next.chunk(data);
   }
 
   @Override

@@ -443,9 +443,8 @@ public final class UpstreamBackend implements Backend {
         if (msg instanceof HttpContent content) {
           ByteBuf data = content.content();
           if (data.isReadable()) {
-            // A copy: the decoder's buffer is pooled and goes back once this read is over, and the
-            // chunk may be held longer (queued for a slow client, or on its way to another loop).
-            current.chunk(BufferInternal.buffer(Unpooled.copiedBuffer(data)));
+            // Lent: the decoder's buffer is pooled and goes back once this read is over.
+            current.lentChunk(data);
           }
           if (content instanceof LastHttpContent) {
             finish(current);
@@ -563,9 +562,9 @@ public final class UpstreamBackend implements Backend {
       }
     }
 
-    void chunk(Buffer data) {
+    void lentChunk(ByteBuf data) {
       if (!isOver()) {
-        sink.chunk(data);
+        sink.lentChunk(data);
       }
     }
 
