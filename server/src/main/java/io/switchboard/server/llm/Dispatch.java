@@ -1,7 +1,6 @@
 package io.switchboard.server.llm;
 
 import io.netty.buffer.ByteBuf;
-import io.netty.buffer.Unpooled;
 import io.netty.handler.codec.http.HttpHeaderNames;
 import io.netty.handler.codec.http.HttpHeaders;
 import io.switchboard.protocol.Failures;
@@ -12,7 +11,6 @@ import io.switchboard.worker.backend.BackendRequest;
 import io.switchboard.worker.backend.Failure;
 import io.switchboard.worker.backend.ResponseSink;
 import io.vertx.core.buffer.Buffer;
-import io.vertx.core.internal.buffer.BufferInternal;
 import java.util.HashSet;
 import java.util.Set;
 import org.slf4j.Logger;
@@ -45,7 +43,7 @@ public final class Dispatch implements BackendCall, SilenceWatch.Watched {
 
     /** Bytes lent for the length of this call, as {@link ResponseSink#lentChunk} lends them; copied by default. */
     default void lentChunk(ByteBuf bytes) {
-      chunk(BufferInternal.buffer(Unpooled.copiedBuffer(bytes)));
+      chunk(ResponseSink.copyOf(bytes));
     }
 
     void complete();

@@ -25,7 +25,12 @@ public interface ResponseSink {
    * copied into {@link #chunk(Buffer)}.
    */
   default void lentChunk(ByteBuf bytes) {
-    chunk(BufferInternal.buffer(Unpooled.copiedBuffer(bytes)));
+    chunk(copyOf(bytes));
+  }
+
+  /** Lent bytes made the receiver's own: a heap copy that outlives the call. */
+  static Buffer copyOf(ByteBuf lent) {
+    return BufferInternal.buffer(Unpooled.copiedBuffer(lent));
   }
 
   /** The answer is complete when {@code failure} is null; otherwise it broke off for that reason. */
