@@ -354,7 +354,7 @@ def measure(url, script, connections, duration, procs, max_steal, retries):
         if row["steal_pct"] <= max_steal:
             break
     kept = min(attempts, key=lambda r: r["steal_pct"])
-    set_aside = [{k: r[k] for k in ("steal_pct", "p50_ms", "p99_ms", "rps")} for r in attempts if r is not kept]
+    set_aside = [{k: r[k] for k in ("steal_pct", "p50_ms", "p99_ms", "rps", "errors")} for r in attempts if r is not kept]
     return {**kept, "set_aside_for_steal": set_aside} if set_aside else kept
 
 
@@ -558,7 +558,9 @@ def summarize(runs, name, c):
     nginx = runs.get("nginx", {}).get(c, [])
     out = {"rps": round(median([r["rps"] for r in rows]), 2), "requests": sum(r["requests"] for r in rows),
            "p50_ms": median([r["p50_ms"] for r in rows]), "p99_ms": median([r["p99_ms"] for r in rows]),
-           "errors": sum(r["errors"] for r in rows), "rounds": rows,
+           # an attempt set aside for steal still counts its errors: a failed request is never re-run away
+           "errors": sum(r["errors"] + sum(a["errors"] for a in r.get("set_aside_for_steal", [])) for r in rows),
+           "rounds": rows,
            "steal_pct_max": max((r["steal_pct"] for r in rows), default=0.0),
            "runs_set_aside_for_steal": sum(len(r.get("set_aside_for_steal", [])) for r in rows)}
     for key in ("p50", "p99"):
