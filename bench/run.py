@@ -15,6 +15,7 @@ scenario measures time to first token and time per token. Prints one table and w
 as JSON under bench/results/.
 
 Usage: python3 bench/run.py [--duration 5] [--rounds 3] [--warmup 60] [--concurrency 1,16,64,256] [--idle 10000] [--skip-portkey] [--only direct]
+       [--max-steal 0.3] [--steal-retries 2]
 """
 import argparse
 import datetime
