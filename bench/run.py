@@ -598,8 +598,9 @@ def report(results, levels):
                   f"{held['open_at_end']:>11}")
     if "idle_streams" in results:
         print(f"\nidle streams: {results['idle_streams']}")
-    rows = [row for data in targets.values() for c in levels for row in data["levels"][c]["rounds"]]
-    set_aside = sum(len(row.get("set_aside_for_steal", [])) for row in rows)
+    points = [data["levels"][c] for data in targets.values() for c in levels]
+    set_aside = sum(point["runs_set_aside_for_steal"] for point in points)
+    rows = [row for point in points for row in point["rounds"]]
     over = sum(row["steal_pct"] > results["max_steal_pct"] for row in rows)
     print(f"\nthe host's steal: {set_aside} runs set aside and run again; {over} of {len(rows)} runs kept with more than "
           f"{results['max_steal_pct']}% stolen (their points measure the host as much as the proxy)")
