@@ -32,7 +32,6 @@ import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.UUID;
@@ -435,14 +434,21 @@ public final class LlmPlugin {
    * with the request's {@code X-Request-Id}, the client's own or a new one.
    */
   static Map<String, String> forwardedHeaders(Function<String, String> header) {
-    Map<String, String> headers = new HashMap<>(8);
     String contentType = header.apply("Content-Type");
-    headers.put("Content-Type", contentType == null ? "application/json" : contentType);
-    copy(header, headers, "Accept");
-    copy(header, headers, "User-Agent");
+    String type = contentType == null ? "application/json" : contentType;
     String requestId = header.apply(REQUEST_ID);
-    headers.put(REQUEST_ID, requestId == null ? newRequestId() : requestId);
-    return headers;
+    String id = requestId == null ? newRequestId() : requestId;
+    String accept = header.apply("Accept");
+    String userAgent = header.apply("User-Agent");
+    // Immutable maps of the exact size: half the bytes of a HashMap, on every request.
+    if (accept == null && userAgent == null) {
+      return Map.of("Content-Type", type, REQUEST_ID, id);
+    } else if (userAgent == null) {
+      return Map.of("Content-Type", type, REQUEST_ID, id, "Accept", accept);
+    } else if (accept == null) {
+      return Map.of("Content-Type", type, REQUEST_ID, id, "User-Agent", userAgent);
+    }
+    return Map.of("Content-Type", type, REQUEST_ID, id, "Accept", accept, "User-Agent", userAgent);
   }
 
   /**
@@ -452,12 +458,5 @@ public final class LlmPlugin {
   private static String newRequestId() {
     ThreadLocalRandom random = ThreadLocalRandom.current();
     return new UUID(random.nextLong(), random.nextLong()).toString();
-  }
-
-  private static void copy(Function<String, String> header, Map<String, String> headers, String name) {
-    String value = header.apply(name);
-    if (value != null) {
-      headers.put(name, value);
-    }
   }
 }

@@ -8,6 +8,8 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.switchboard.fakeupstream.FakeUpstream;
 import io.switchboard.server.ServerConfig;
+import java.lang.management.GarbageCollectorMXBean;
+import java.lang.management.ManagementFactory;
 import java.net.URI;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
@@ -66,6 +68,7 @@ class MetricsTest {
       assertEquals(404, gateway.post("/v1/chat/completions", chatBody("nope", false)).statusCode());
 
       assertEquals(404, gateway.get("/metrics").statusCode(), "with metrics_port set, /metrics is only there");
+      System.gc();
       HttpResponse<String> scraped = gateway.http().send(HttpRequest.newBuilder(
           URI.create("http://127.0.0.1:" + gateway.server.metricsPort() + "/metrics")).build(), HttpResponse.BodyHandlers.ofString());
       assertEquals(200, scraped.statusCode());
@@ -82,6 +85,9 @@ class MetricsTest {
       assertEquals(0, sample(samples, "switchboard_queue_length"));
       assertEquals(4, sample(samples, "switchboard_worker_max_concurrency", "worker=\"gpu-1\""));
       assertTrue(sample(samples, "jvm_memory_used_bytes") > 0, "JVM metrics are there");
+      long collected = ManagementFactory.getGarbageCollectorMXBeans().stream().mapToLong(GarbageCollectorMXBean::getCollectionCount).sum();
+      double counted = sample(samples, "jvm_gc_collection_seconds_count");
+      assertTrue(counted >= 1 && counted <= collected, "the collections so far, " + counted + " of the JVM's " + collected);
 
       JsonNode json = JSON.readTree(gateway.get("/api/v1/metrics").body());
       assertEquals("online", json.path("server_status").asText());
