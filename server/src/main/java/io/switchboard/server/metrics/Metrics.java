@@ -137,6 +137,7 @@ public final class Metrics {
     inFlight.increment();
     String name = model == null ? "" : model;
     Map<String, Meters> byModel = meters.computeIfAbsent(endpoint, e -> new ConcurrentHashMap<>());
+    // Looked up first: the lambda below captures the endpoint, so it is built only for a new model.
     Meters found = byModel.get(name);
     return new Request(found != null ? found : byModel.computeIfAbsent(name, m -> new Meters(m, endpoint)));
   }
