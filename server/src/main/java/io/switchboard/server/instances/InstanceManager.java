@@ -7,6 +7,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.switchboard.server.ServerConfig;
 import io.switchboard.server.http.ApiError;
 import io.switchboard.server.http.ApiException;
+import io.switchboard.server.http.CallerContext;
 import io.switchboard.server.instances.Instance.Status;
 import io.switchboard.server.llm.LlmRouter;
 import io.switchboard.server.llm.ManagedModels;
@@ -15,7 +16,6 @@ import io.switchboard.worker.backend.UpstreamBackend;
 import io.switchboard.worker.instances.BackendType;
 import io.switchboard.worker.instances.InstanceLog;
 import io.switchboard.worker.instances.ManagedProcess;
-import io.vertx.core.Context;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
 import io.vertx.core.Vertx;
@@ -709,14 +709,12 @@ public final class InstanceManager implements ManagedModels {
 
   /** Runs blocking work on a virtual thread and completes the future on the caller's context. */
   private <T> Future<T> blocking(Callable<T> work) {
-    Context context = vertx.getOrCreateContext();
-    Promise<T> promise = Promise.promise();
+    Promise<T> promise = CallerContext.promise(vertx);
     threads.execute(() -> {
       try {
-        T result = work.call();
-        context.runOnContext(v -> promise.complete(result));
+        promise.complete(work.call());
       } catch (Throwable e) {
-        context.runOnContext(v -> promise.fail(e));
+        promise.fail(e);
       }
     });
     return promise.future();

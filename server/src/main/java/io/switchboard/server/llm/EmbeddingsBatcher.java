@@ -9,9 +9,11 @@ import io.netty.handler.codec.http.HttpHeaderNames;
 import io.netty.handler.codec.http.HttpHeaders;
 import io.switchboard.server.http.ApiError;
 import io.switchboard.server.http.ApiException;
+import io.switchboard.server.http.CallerContext;
 import io.switchboard.worker.backend.BackendRequest;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
+import io.vertx.core.Vertx;
 import io.vertx.core.buffer.Buffer;
 import java.io.IOException;
 import java.util.ArrayList;
@@ -33,11 +35,13 @@ final class EmbeddingsBatcher {
 
   private static final int MAX_PARALLEL = 16;
 
+  private final Vertx vertx;
   private final ObjectMapper json;
   private final LlmRouter router;
   private final SilenceWatch silence;
 
-  EmbeddingsBatcher(ObjectMapper json, LlmRouter router, SilenceWatch silence) {
+  EmbeddingsBatcher(Vertx vertx, ObjectMapper json, LlmRouter router, SilenceWatch silence) {
+    this.vertx = vertx;
     this.json = json;
     this.router = router;
     this.silence = silence;
@@ -66,9 +70,10 @@ final class EmbeddingsBatcher {
     void cancel();
   }
 
+  /** Call it on the request's context: its answer completes there, whichever workers answer. */
   Run run(String model, ObjectNode request, ArrayNode inputs, Map<String, String> headers, List<Worker> serving) {
     List<Batch> batches = plan(inputs.size(), serving);
-    Promise<Answer> result = Promise.promise();
+    Promise<Answer> result = CallerContext.promise(vertx);
     Buffer[] answers = new Buffer[batches.size()];
     int parallel = Math.min(MAX_PARALLEL, Math.max(1, serving.stream().mapToInt(Worker::maxConcurrency).sum()));
     Runner runner = new Runner(model, request, inputs, headers, batches, answers, result);

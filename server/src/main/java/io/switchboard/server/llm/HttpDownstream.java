@@ -3,23 +3,29 @@ package io.switchboard.server.llm;
 import io.netty.handler.codec.http.HttpHeaderNames;
 import io.netty.handler.codec.http.HttpHeaders;
 import io.switchboard.server.http.ApiError;
+import io.switchboard.server.http.CallerContext;
 import io.switchboard.worker.backend.BackendCall;
+import io.vertx.core.Context;
 import io.vertx.core.buffer.Buffer;
 import io.vertx.core.http.HttpServerResponse;
 
 /**
  * Relays a worker's answer to the client's HTTP response as it arrives, without buffering: when the
- * response's write queue is full, the answer is paused at its source until the queue drains.
+ * response's write queue is full, the answer is paused at its source until the queue drains. The
+ * answer arrives on its worker's or upstream's event loop and is written on the response's.
  */
 final class HttpDownstream implements Dispatch.Downstream {
 
   private final HttpServerResponse response;
+  private final Context context;
   private boolean eventStream;
   /** Set once the request is routed; an answer that fills the queue before that is paused on its next piece. */
   private volatile BackendCall source;
 
-  HttpDownstream(HttpServerResponse response) {
+  /** Made on the request's context, which the response is written on. */
+  HttpDownstream(HttpServerResponse response, Context context) {
     this.response = response;
+    this.context = context;
   }
 
   void answerFrom(BackendCall routed) {
@@ -29,6 +35,10 @@ final class HttpDownstream implements Dispatch.Downstream {
 
   @Override
   public void head(Worker worker, int status, HttpHeaders headers) {
+    CallerContext.run(context, () -> writeHead(worker, status, headers));
+  }
+
+  private void writeHead(Worker worker, int status, HttpHeaders headers) {
     if (response.closed()) {
       return;
     }
@@ -47,6 +57,10 @@ final class HttpDownstream implements Dispatch.Downstream {
 
   @Override
   public void chunk(Buffer data) {
+    CallerContext.run(context, () -> write(data));
+  }
+
+  private void write(Buffer data) {
     if (response.closed()) {
       return;
     }
@@ -59,13 +73,19 @@ final class HttpDownstream implements Dispatch.Downstream {
 
   @Override
   public void complete() {
-    if (!response.closed()) {
-      response.end();
-    }
+    CallerContext.run(context, () -> {
+      if (!response.closed()) {
+        response.end();
+      }
+    });
   }
 
   @Override
   public void fail(ApiError error, boolean headSent) {
+    CallerContext.run(context, () -> refuse(error, headSent));
+  }
+
+  private void refuse(ApiError error, boolean headSent) {
     if (response.closed()) {
       return;
     }

@@ -93,7 +93,7 @@ public final class LlmPlugin {
     this.connectionSettings = new WorkerConnection.Settings(
         Secret.ofNullable(config.clientKey()), config.heartbeatInterval().toMillis(), config.maxFrameBytes(), eventLoops);
     this.silence = new SilenceWatch(vertx, config.requestTimeout());
-    this.batcher = new EmbeddingsBatcher(json, router, silence);
+    this.batcher = new EmbeddingsBatcher(vertx, json, router, silence);
   }
 
   public LlmRouter router() {
@@ -226,7 +226,7 @@ public final class LlmPlugin {
   private void proxy(RoutingContext ctx, String path, Buffer body, RequestPeek peek) {
     Map<String, String> headers = forwardedHeaders(ctx.request()::getHeader);
     ctx.response().putHeader(REQUEST_ID, headers.get(REQUEST_ID));
-    HttpDownstream downstream = new HttpDownstream(ctx.response());
+    HttpDownstream downstream = new HttpDownstream(ctx.response(), vertx.getOrCreateContext());
     BackendCall routed = route(path, body, peek, headers, downstream);
     downstream.answerFrom(routed);
     ctx.response().closeHandler(v -> routed.cancel());

@@ -5,15 +5,15 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.modelcontextprotocol.client.transport.HttpClientStreamableHttpTransport;
 import io.switchboard.protocol.RelayMessage;
+import io.switchboard.relay.McpSession;
 import io.switchboard.server.ServerConfig;
 import io.switchboard.server.http.Admission;
+import io.switchboard.server.http.CallerContext;
 import io.switchboard.server.http.Secret;
 import io.switchboard.server.metrics.Metrics;
 import io.switchboard.server.state.StateSource;
-import io.modelcontextprotocol.client.transport.HttpClientStreamableHttpTransport;
-import io.switchboard.relay.McpSession;
-import io.vertx.core.Context;
 import io.vertx.core.Future;
 import io.vertx.core.Handler;
 import io.vertx.core.Promise;
@@ -167,8 +167,7 @@ public final class McpPlugin implements StateSource {
 
       @Override
       public Future<JsonNode> request(JsonNode message) {
-        Promise<JsonNode> answer = Promise.promise();
-        Context context = vertx.getOrCreateContext();
+        Promise<JsonNode> answer = CallerContext.promise(vertx);
         Thread.ofVirtual().start(() -> {
           try {
             synchronized (opened) {
@@ -178,9 +177,9 @@ public final class McpPlugin implements StateSource {
               }
             }
             JsonNode result = session.forward(message);
-            context.runOnContext(v -> answer.complete(result));
+            answer.complete(result);
           } catch (RuntimeException e) {
-            context.runOnContext(v -> answer.fail(e));
+            answer.fail(e);
           }
         });
         return answer.future();

@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import io.switchboard.protocol.CloseCodes;
 import io.switchboard.protocol.RelayMessage;
 import io.switchboard.protocol.WireCodec;
+import io.switchboard.server.http.CallerContext;
 import io.switchboard.server.http.ClientKeyPolicy;
 import io.switchboard.server.http.DialInWatch;
 import io.switchboard.server.http.Secret;
@@ -117,7 +118,7 @@ final class RelayConnection implements DialInWatch.Connection {
    */
   Call call(JsonNode payload, String auth, Duration timeout) {
     long req = reqs.incrementAndGet();
-    Promise<RelayMessage.RpcResult> answer = Promise.promise();
+    Promise<RelayMessage.RpcResult> answer = CallerContext.promise(vertx);
     if (closed) {
       answer.fail(new Gone("relay " + id + " disconnected"));
       return new Call(req, answer.future());

@@ -3,13 +3,14 @@ package io.switchboard.server.state;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.switchboard.server.http.ApiError;
+import io.vertx.core.Context;
 import io.vertx.core.Handler;
 import io.vertx.core.Vertx;
 import io.vertx.core.http.HttpServerResponse;
 import io.vertx.ext.web.Router;
 import io.vertx.ext.web.RoutingContext;
 import java.util.List;
-import java.util.Set;
+import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 
 /**
@@ -19,6 +20,7 @@ import java.util.concurrent.ConcurrentHashMap;
  * <p>The stream is computed once per tick for every watcher, so many watchers cost one JSON
  * rendering and a write each. An envelope goes out when it changed, and at least every
  * {@link #BEAT_MS} so proxies keep the connection open and a new watcher is never kept waiting.
+ * Each watcher's event is written on its own connection's context, not the tick's.
  */
 public final class StateRoutes {
 
@@ -27,7 +29,7 @@ public final class StateRoutes {
 
   private final Vertx vertx;
   private final List<StateSource> sources;
-  private final Set<HttpServerResponse> watchers = ConcurrentHashMap.newKeySet();
+  private final Map<HttpServerResponse, Context> watchers = new ConcurrentHashMap<>();
   private String last = "";
   private long lastSent;
   private long timer = -1;
@@ -57,11 +59,11 @@ public final class StateRoutes {
     if (timer >= 0) {
       vertx.cancelTimer(timer);
     }
-    watchers.forEach(response -> {
+    watchers.forEach((response, context) -> context.runOnContext(v -> {
       if (!response.ended()) {
         response.end();
       }
-    });
+    }));
   }
 
   ObjectNode envelope() {
@@ -78,7 +80,7 @@ public final class StateRoutes {
         .putHeader("Cache-Control", "no-store")
         .putHeader("X-Accel-Buffering", "no");
     response.write("retry: 2000\n\n" + event(envelope().toString()));
-    watchers.add(response);
+    watchers.put(response, ctx.vertx().getOrCreateContext());
     response.closeHandler(v -> watchers.remove(response));
   }
 
@@ -94,13 +96,13 @@ public final class StateRoutes {
     last = now;
     lastSent = at;
     String event = event(now);
-    for (HttpServerResponse watcher : watchers) {
+    watchers.forEach((watcher, context) -> context.runOnContext(v -> {
       if (watcher.closed() || watcher.ended()) {
         watchers.remove(watcher);
       } else if (!watcher.writeQueueFull()) {
         watcher.write(event); // a watcher too slow to keep up skips a beat rather than pile up memory
       }
-    }
+    }));
   }
 
   private static String event(String json) {

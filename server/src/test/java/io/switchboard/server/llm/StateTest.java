@@ -7,9 +7,11 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.switchboard.fakeupstream.FakeUpstream;
 import java.net.URI;
+import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.Iterator;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
@@ -64,6 +66,42 @@ class StateTest {
       assertEquals(1, after.at("/aggregates/succeeded").asInt());
 
       assertEquals(404, gateway.get("/api/state/view/nope.html").statusCode());
+    }
+  }
+
+  /**
+   * Each watcher's connection lives on one of the server's event loops, and HTTP/1.1 answers are
+   * written only on their own loop: every watcher, whichever loop it is on, sees the change.
+   */
+  @Test
+  void everyHttp11WatcherSeesTheChangeWhicheverLoopItIsOn() throws Exception {
+    try (TestGateway gateway = TestGateway.start()) {
+      HttpClient http11 = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).build();
+      List<Iterator<String>> watchers = new ArrayList<>();
+      List<HttpResponse<Stream<String>>> streams = new ArrayList<>();
+      for (int i = 0; i < 4; i++) {
+        HttpResponse<Stream<String>> stream = http11.send(HttpRequest.newBuilder(URI.create(gateway.url() + "/api/state/stream"))
+            .build(), HttpResponse.BodyHandlers.ofLines());
+        assertEquals(HttpClient.Version.HTTP_1_1, stream.version());
+        streams.add(stream);
+        Iterator<String> lines = stream.body().iterator();
+        assertEquals("not_ready", nextState(lines).at("/plugins/llm/status").asText());
+        watchers.add(lines);
+      }
+
+      gateway.worker(gateway.fake(FakeUpstream.Behavior.defaults().withModels("m")), c -> c.withIdentity("gpu", null));
+      for (Iterator<String> lines : watchers) {
+        CompletableFuture<JsonNode> ready = CompletableFuture.supplyAsync(() -> {
+          while (true) {
+            JsonNode next = nextState(lines);
+            if (next.at("/plugins/llm/status").asText().equals("ready")) {
+              return next;
+            }
+          }
+        });
+        assertEquals("gpu", ready.get(10, TimeUnit.SECONDS).at("/plugins/llm/workers/0/id").asText());
+      }
+      streams.forEach(stream -> stream.body().close());
     }
   }
 
