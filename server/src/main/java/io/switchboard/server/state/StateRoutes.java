@@ -3,6 +3,7 @@ package io.switchboard.server.state;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.switchboard.server.http.ApiError;
+import io.switchboard.server.http.CallerContext;
 import io.vertx.core.Context;
 import io.vertx.core.Handler;
 import io.vertx.core.Vertx;
@@ -59,7 +60,7 @@ public final class StateRoutes {
     if (timer >= 0) {
       vertx.cancelTimer(timer);
     }
-    watchers.forEach((response, context) -> context.runOnContext(v -> {
+    watchers.forEach((response, context) -> CallerContext.run(context, () -> {
       if (!response.ended()) {
         response.end();
       }
@@ -80,7 +81,7 @@ public final class StateRoutes {
         .putHeader("Cache-Control", "no-store")
         .putHeader("X-Accel-Buffering", "no");
     response.write("retry: 2000\n\n" + event(envelope().toString()));
-    watchers.put(response, ctx.vertx().getOrCreateContext());
+    watchers.put(response, vertx.getOrCreateContext());
     response.closeHandler(v -> watchers.remove(response));
   }
 
@@ -96,7 +97,7 @@ public final class StateRoutes {
     last = now;
     lastSent = at;
     String event = event(now);
-    watchers.forEach((watcher, context) -> context.runOnContext(v -> {
+    watchers.forEach((watcher, context) -> CallerContext.run(context, () -> {
       if (watcher.closed() || watcher.ended()) {
         watchers.remove(watcher);
       } else if (!watcher.writeQueueFull()) {
