@@ -14,8 +14,8 @@ For each target and each concurrency, wrk sends non-streaming chat completions. 
 scenario measures time to first token and time per token. Prints one table and writes the numbers
 as JSON under bench/results/.
 
-Usage: python3 bench/run.py [--duration 5] [--rounds 3] [--warmup 60] [--concurrency 1,16,64,256] [--idle 10000] [--skip-portkey] [--only direct]
-       [--max-steal 0.3] [--steal-retries 2]
+Usage: python3 bench/run.py [--duration 5] [--rounds 3] [--warmup 60] [--churn 10] [--concurrency 1,16,64,256] [--idle 10000]
+       [--skip-portkey] [--only direct] [--max-steal 0.3] [--steal-retries 2]
 """
 import argparse
 import datetime
@@ -398,6 +398,8 @@ def main():
     parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run (default 5)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per point; medians are reported (default 3)")
     parser.add_argument("--warmup", type=int, default=60, help="seconds of load on each target before measuring (default 60)")
+    parser.add_argument("--churn", type=int, default=10,
+                        help="seconds of warm-up with a new connection per request, after --warmup (default 10; 0: none)")
     parser.add_argument("--concurrency", default="1,16,64,256", help="comma-separated connection counts")
     parser.add_argument("--streams", type=int, default=256, help="concurrent streams in the streaming scenario (default 256)")
     parser.add_argument("--idle", type=int, default=0, help="also hold this many idle streams on (c), e.g. 10000")
@@ -477,9 +479,11 @@ def main():
 
         results = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                    "machine": {"cpus": os.cpu_count()}, "duration_s": options.duration, "rounds": options.rounds,
-                   "warmup_s": options.warmup, "heap": heap, "gc": options.gc,
+                   "warmup_s": options.warmup, "churn_s": options.churn, "heap": heap, "gc": options.gc,
                    "max_steal_pct": options.max_steal, "steal_retries": options.steal_retries, "targets": {}}
         scripts = {name: wrk_script(workdir, name, headers) for name, (url, headers) in targets.items()}
+        churn_scripts = {name: wrk_script(workdir, name + "-churn", {**headers, "Connection": "close"})
+                         for name, (url, headers) in targets.items()}
         hops = {"worker": ["worker", "worker-agent"], "netty2": ["netty2", "netty"]}
         measured = {name: [procs[hop] for hop in hops.get(name, [name])] for name in targets}
         for name, (url, _) in targets.items():
@@ -487,14 +491,24 @@ def main():
             # server is measured, not its first minute. Every target gets the same warm-up.
             log(f"{name:9} warming up for {options.warmup} s")
             run_wrk(url, scripts[name], 64, options.warmup)
-            # Code compiled under one load is recompiled the first time the load changes (the loop reads
-            # several sockets a turn, new upstream connections open): at the first 256 after 64, C2 took
-            # 43% of the server's CPU for seconds. One pass over the levels, so no round pays for it.
-            for connections in levels:
-                run_wrk(url, scripts[name], connections, options.duration)
+            # A long-running server has also accepted tens of thousands of connections; each measured run
+            # opens its own, and a JVM target that has seen only the warm-up's 64 still compiles its
+            # connection setup in the middle of the rounds (item 37). Every target gets the same churn.
+            if options.churn:
+                churn = run_wrk(url, churn_scripts[name], 64, options.churn)
+                log(f"{name:9} churned {churn['requests']} connections, {churn['errors']} errors")
         # Rounds interleave the targets so that a slow moment of a shared machine falls on all of them alike;
         # each round's added latency is taken against the upstream's in the same round, then the median is kept.
         runs = {name: {c: [] for c in levels} for name in targets}
+        # Code compiled under one load is recompiled the first time the load changes (the loop reads
+        # several sockets a turn, new upstream connections open): at the first 256 after 64, C2 took
+        # 43% of the server's CPU for seconds. So an uncounted round 0 comes first, interleaved like the
+        # others: a pass right after each target's own warm-up left it idle for minutes while the others
+        # warmed up, and the server then compiled again in round 1 (item 37).
+        log("round 0 (uncounted)")
+        for connections in levels:
+            for name, (url, _) in targets.items():
+                run_wrk(url, scripts[name], connections, options.duration)
         for round_no in range(options.rounds):
             for connections in levels:
                 for name, (url, _) in targets.items():
