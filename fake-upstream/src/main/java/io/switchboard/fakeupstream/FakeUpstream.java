@@ -89,6 +89,7 @@ public final class FakeUpstream {
   private volatile Behavior behavior;
   private HttpServer server;
   private final AtomicInteger completions = new AtomicInteger();
+  private final AtomicInteger modelListings = new AtomicInteger();
   private final AtomicInteger aborted = new AtomicInteger();
   private final AtomicInteger inFlight = new AtomicInteger();
   private final AtomicLong streamedTokens = new AtomicLong();
@@ -148,6 +149,11 @@ public final class FakeUpstream {
     return completions.get();
   }
 
+  /** {@code GET /v1/models} requests answered. */
+  public int modelListings() {
+    return modelListings.get();
+  }
+
   /** Requests whose client went away before the answer was complete. */
   public int aborted() {
     return aborted.get();
@@ -194,6 +200,7 @@ public final class FakeUpstream {
       ObjectNode list = JSON.createObjectNode().put("object", "list");
       list.set("data", data);
       json(req.response(), 200, list);
+      modelListings.incrementAndGet();
       return;
     }
     req.body().onSuccess(body -> {

@@ -72,6 +72,11 @@ public final class WorkerAgent {
   private int laneDialsLeft;
   private String workerId;
   private List<String> models = List.of();
+  /**
+   * The models the last {@code register} carried. Models found while it was in flight are stored but
+   * not sent (the server has no worker to apply them to yet), so the answer to it sends what differs.
+   */
+  private List<String> registeredModels = List.of();
   private long heartbeatMs = DEFAULT_HEARTBEAT_MS;
   private long lastHeard;
   private long heartbeatTimer = -1;
@@ -186,6 +191,7 @@ public final class WorkerAgent {
     registered = false;
     lastHeard = System.nanoTime();
     wire(ws, () -> onClose(ws));
+    registeredModels = models;
     send(new WorkerMessage.Register(config.clientKey(), workerId, workerName(), models, config.maxConcurrency(),
         config.embeddingBatchSize(), BuildInfo.current().version()));
     armHeartbeat();
@@ -279,10 +285,10 @@ public final class WorkerAgent {
       openLanes(r.lanes() - 1);
     }
     firstRegistration.tryComplete();
-    if (draining) {
-      send(new WorkerMessage.StatusUpdate(null, null, "draining"));
-    } else if (loading) {
-      send(new WorkerMessage.StatusUpdate(null, null, "loading"));
+    List<String> changed = models.equals(registeredModels) ? null : models;
+    String status = draining ? "draining" : loading ? "loading" : null;
+    if (changed != null || status != null) {
+      send(new WorkerMessage.StatusUpdate(changed, null, status));
     }
   }
 
