@@ -215,6 +215,10 @@ public final class SwitchboardServer {
       log.warn("no client key configured: any worker that can reach this port may dial in; set client_key (CLIENT_KEY, --client-key)");
     }
     config.upstreams().forEach(u -> log.info("local worker serves upstream {} at {}", u.name(), u.url()));
+    if (!InstanceRoutes.runnable(config.llamaServer())) {
+      log.warn("{}: llama_cpp instances and /api/v1/server/{version,help,devices} answer 503 until then",
+          InstanceRoutes.notRunnable(config.llamaServer()));
+    }
   }
 
   public int port() {

@@ -350,7 +350,10 @@ public final class InstanceManager implements ManagedModels {
       command = cfg.backendType().command(executable, cfg.backendOptions(), cfg.extraArgs(), port, instance.name);
       instance.log.note("starting (" + reason + ") on port " + port + ": " + String.join(" ", command));
       process = ManagedProcess.start(command, cfg.environment(), instance.log.directory(), instance.log);
-    } catch (IOException | ApiException e) {
+    } catch (IOException e) {
+      boolean configuredProgram = cfg.commandOverride() == null && cfg.backendType() == BackendType.LLAMA_CPP;
+      throw fail(instance, configuredProgram ? InstanceRoutes.notRunnable(config.llamaServer()) : e.getMessage());
+    } catch (ApiException e) {
       throw fail(instance, e.getMessage());
     }
     instance.process = process;

@@ -17,10 +17,15 @@ import io.vertx.core.http.RequestOptions;
 import io.vertx.ext.web.Router;
 import io.vertx.ext.web.RoutingContext;
 import java.io.ByteArrayOutputStream;
+import java.io.File;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.List;
+import java.util.Objects;
 import java.util.Set;
 import java.util.concurrent.TimeUnit;
 
@@ -187,8 +192,7 @@ public final class InstanceRoutes {
     try {
       process = new ProcessBuilder(command).redirectErrorStream(true).start();
     } catch (IOException e) {
-      throw new ApiException(ApiError.internal("cannot run llama-server as '" + llamaServer + "': " + e.getMessage()
-          + "; install llama.cpp and set llama_server (env LLAMA_SERVER) to the llama-server program"));
+      throw new ApiException(ApiError.unavailable("llama_server_not_found", notRunnable(llamaServer)));
     }
     ByteArrayOutputStream output = new ByteArrayOutputStream();
     Thread reader = Thread.ofVirtual().start(() -> {
@@ -200,14 +204,34 @@ public final class InstanceRoutes {
     });
     if (!process.waitFor(15, TimeUnit.SECONDS)) {
       process.destroyForcibly();
-      throw new ApiException(ApiError.internal("'" + String.join(" ", command) + "' did not finish within 15 s"));
+      throw new ApiException(new ApiError(504, "server_error", "timeout",
+          "'" + String.join(" ", command) + "' did not finish within 15 s"));
     }
     reader.join(2_000);
     String text = output.toString(StandardCharsets.UTF_8);
     if (process.exitValue() != 0) {
-      throw new ApiException(ApiError.internal("'" + String.join(" ", command) + "' exited with status " + process.exitValue()
-          + ": " + text.strip()));
+      throw new ApiException(ApiError.upstream("llama_server_failed", "'" + String.join(" ", command)
+          + "' exited with status " + process.exitValue() + ": " + text.strip()));
     }
     return text;
+  }
+
+  /**
+   * What an operator reads when the llama-server program cannot be run: the setting that names it,
+   * in all three of its spellings.
+   */
+  public static String notRunnable(String program) {
+    return "cannot run llama-server as '" + program + "' (not found or not executable); install llama.cpp "
+        + "and set llama_server (env LLAMA_SERVER, flag --llama-server) to the llama-server program";
+  }
+
+  /** Whether {@code program} names an executable file, by path or on the PATH. */
+  public static boolean runnable(String program) {
+    if (program.contains("/")) {
+      return Files.isExecutable(Path.of(program));
+    }
+    String path = Objects.requireNonNullElse(System.getenv("PATH"), "");
+    return Arrays.stream(path.split(File.pathSeparator)).filter(dir -> !dir.isEmpty())
+        .anyMatch(dir -> Files.isExecutable(Path.of(dir, program)));
   }
 }

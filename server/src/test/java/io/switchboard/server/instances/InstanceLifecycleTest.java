@@ -174,7 +174,14 @@ class InstanceLifecycleTest {
     }
     try (InstanceHarness hub = new InstanceHarness(InstanceHarness.tempDir(), InstanceHarness.settings(-1, true),
         List.of(), List.of(), "/opt/none/llama-server")) {
-      assertError(hub.call("GET", "/api/v1/server/version", null), 500, "LLAMA_SERVER");
+      for (String info : List.of("version", "help", "devices")) {
+        HttpResponse<String> missing = hub.call("GET", "/api/v1/server/" + info, null);
+        assertError(missing, 503, "set llama_server (env LLAMA_SERVER, flag --llama-server)");
+      }
+      HttpResponse<String> instance = hub.call("POST", "/api/v1/instances/nobin", "{\"model\":\"m.gguf\"}");
+      assertEquals(201, instance.statusCode(), "the instance exists even though it did not start");
+      assertTrue(json(instance).path("last_error").asText().contains("set llama_server (env LLAMA_SERVER, flag --llama-server)"),
+          "its error names the setting: " + instance.body());
     }
   }
 
