@@ -112,11 +112,11 @@ final class RelayCommand implements Callable<Integer> {
     RelayAgent agent = new RelayAgent(vertx, new RelayConfig(settings.serverUrl(), settings.clientKey(), settings.clientId(),
         settings.clientName(), settings.authToken(), settings.reconnectMax()), session);
     CountDownLatch stopped = new CountDownLatch(1);
-    Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+    Termination.onSignal("switchboard-relay-stop", () -> {
       agent.stop().eventually(vertx::close).await();
       session.close();
       stopped.countDown();
-    }, "switchboard-relay-stop"));
+    });
     try {
       agent.start().await();
     } catch (RuntimeException e) {

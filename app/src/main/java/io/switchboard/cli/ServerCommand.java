@@ -101,10 +101,10 @@ final class ServerCommand implements Callable<Integer> {
       throw new IllegalArgumentException("cannot start the server: " + e.getMessage(), e);
     }
     CountDownLatch stopped = new CountDownLatch(1);
-    Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+    Termination.onSignal("switchboard-shutdown", () -> {
       server.drain().eventually(server::close).eventually(vertx::close).await();
       stopped.countDown();
-    }, "switchboard-shutdown"));
+    });
     stopped.await();
     return 0;
   }

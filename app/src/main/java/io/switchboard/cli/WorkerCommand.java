@@ -181,15 +181,14 @@ final class WorkerCommand implements Callable<Integer> {
     agent.terminated().onComplete(ar -> exit.complete(
         ar.succeeded() ? 0 : ar.cause() instanceof WorkerRejectedException ? 3 : 1));
     long drainMillis = settings.drainTimeout().toMillis() + 5_000;
-    Runtime.getRuntime().addShutdownHook(new Thread(() -> {
-      if (!agent.terminated().isComplete()) {
-        try {
-          agent.drain().otherwiseEmpty().await(drainMillis, TimeUnit.MILLISECONDS);
-        } catch (TimeoutException e) {
-          System.err.println("switchboard worker: drain did not finish in time; exiting");
-        }
+    Termination.onSignal("switchboard-worker-drain", () -> {
+      try {
+        agent.drain().otherwiseEmpty().await(drainMillis, TimeUnit.MILLISECONDS);
+      } catch (TimeoutException e) {
+        System.err.println("switchboard worker: drain did not finish in time; exiting");
+        exit.complete(1);
       }
-    }, "switchboard-worker-drain"));
+    });
     agent.start();
     return exit.join();
   }

@@ -1,0 +1,140 @@
+package io.switchboard.faults;
+
+import static io.switchboard.faults.Cluster.eventually;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.switchboard.fakeupstream.FakeUpstream;
+import io.vertx.core.Vertx;
+import java.net.http.HttpResponse;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+/** SIGTERM to the server and to a worker with requests in flight: they finish, new ones are refused, the process exits 0. */
+@Timeout(value = 90, unit = TimeUnit.SECONDS)
+class SignalFaultsTest {
+
+  private Vertx vertx;
+  private Cluster cluster;
+  private FakeUpstream upstream;
+
+  @BeforeEach
+  void start() throws Exception {
+    vertx = Vertx.vertx();
+    cluster = new Cluster();
+    upstream = new FakeUpstream(vertx, FakeUpstream.Behavior.defaults().withModels("m").withTokens(40, 50)).start(0).await();
+  }
+
+  @AfterEach
+  void stop() throws Exception {
+    try {
+      cluster.close();
+    } finally {
+      vertx.close().await();
+    }
+  }
+
+  private List<CompletableFuture<HttpResponse<String>>> streams(Cluster.Server server, int count) {
+    List<CompletableFuture<HttpResponse<String>>> answers = new ArrayList<>();
+    for (int i = 0; i < count; i++) {
+      answers.add(cluster.http.sendAsync(cluster.chat(server, "m", true), HttpResponse.BodyHandlers.ofString()));
+    }
+    return answers;
+  }
+
+  @Test
+  void aWorkerSigtermFinishesItsRequestsAndExitsZero() throws Exception {
+    Cluster.Server server = cluster.server();
+    Child worker = cluster.worker(server, "solo", upstream.baseUrl(), "--max-concurrency", "4");
+    eventually("the worker serves m", () -> cluster.servedBy(server, "m", 1));
+
+    List<CompletableFuture<HttpResponse<String>>> inFlight = streams(server, 4);
+    eventually("the upstream is answering all four", () -> upstream.inFlight() == 4);
+    long signalled = System.nanoTime();
+    worker.terminate();
+    eventually("the draining worker takes no more work", () -> cluster.servedBy(server, "m", 0) || draining(server));
+    HttpResponse<String> refused = cluster.http.send(cluster.chat(server, "m", false), HttpResponse.BodyHandlers.ofString());
+    Tally tally = Tally.of(inFlight, 30);
+    assertTrue(worker.process.waitFor(20, TimeUnit.SECONDS), "the drained worker exited");
+    long exited = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - signalled);
+    tally.sent++;
+    tally.count(Tally.judge(refused));
+    Figures.fault(tally.row("worker SIGTERM", exited,
+        "4 streams of 2 s in flight, then 1 new request (503 or 404: no worker left for m); recovery: signal to exit"));
+
+    assertEquals(4, tally.succeeded, "the streams in flight completed");
+    assertTrue(refused.statusCode() == 503 || refused.statusCode() == 404, refused.statusCode() + " " + refused.body());
+    assertEquals(0, worker.process.exitValue());
+    assertTrue(worker.finalOutput().contains("drained; leaving the server"));
+  }
+
+  @Test
+  void aServerSigtermFinishesItsRequestsRefusesNewOnesAndExitsZero() throws Exception {
+    Cluster.Server server = cluster.server("--drain-timeout", "20s");
+    cluster.worker(server, "solo", upstream.baseUrl(), "--max-concurrency", "4");
+    eventually("the worker serves m", () -> cluster.servedBy(server, "m", 1));
+
+    List<CompletableFuture<HttpResponse<String>>> inFlight = streams(server, 4);
+    eventually("the upstream is answering all four", () -> upstream.inFlight() == 4);
+    long signalled = System.nanoTime();
+    server.child().terminate();
+    eventually("health says draining", () -> status(server, "/healthz") == 503);
+    HttpResponse<String> refused = cluster.http.send(cluster.chat(server, "m", false), HttpResponse.BodyHandlers.ofString());
+    Tally tally = Tally.of(inFlight, 30);
+    assertTrue(server.child().process.waitFor(20, TimeUnit.SECONDS), "the drained server exited");
+    long exited = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - signalled);
+    tally.sent++;
+    tally.count(Tally.judge(refused));
+    Figures.fault(tally.row("server SIGTERM within drain_timeout", exited,
+        "4 streams of 2 s in flight, then 1 new request (503 draining); recovery: signal to exit"));
+
+    assertEquals(4, tally.succeeded, "the streams in flight completed");
+    assertEquals(503, refused.statusCode());
+    assertEquals(0, server.child().process.exitValue(), server.child().finalOutput());
+  }
+
+  @Test
+  void aServerSigtermPastItsDrainTimeoutEndsTheRestClearlyAndExitsZero() throws Exception {
+    upstream.behave(upstream.behavior().withTokens(200, 50));
+    Cluster.Server server = cluster.server("--drain-timeout", "1s");
+    cluster.worker(server, "solo", upstream.baseUrl(), "--max-concurrency", "4");
+    eventually("the worker serves m", () -> cluster.servedBy(server, "m", 1));
+
+    List<CompletableFuture<HttpResponse<String>>> inFlight = streams(server, 4);
+    eventually("the upstream is answering all four", () -> upstream.inFlight() == 4);
+    long signalled = System.nanoTime();
+    server.child().terminate();
+    Tally tally = Tally.of(inFlight, 30);
+    assertTrue(server.child().process.waitFor(20, TimeUnit.SECONDS), "the server exited");
+    long exited = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - signalled);
+    Figures.fault(tally.row("server SIGTERM past drain_timeout", exited,
+        "4 streams of 10 s, drain_timeout 1 s: each ends with an error event; recovery: signal to exit"));
+
+    assertEquals(0, tally.lost + tally.hung, "each ended with an error a client can read: " + tally.row("", 0, ""));
+    assertEquals(4, tally.failedClearly);
+    assertEquals(0, server.child().process.exitValue(), server.child().finalOutput());
+    eventually("the upstream saw every request cancelled", () -> upstream.inFlight() == 0);
+  }
+
+  private boolean draining(Cluster.Server server) {
+    try {
+      return cluster.state(server).path("workers").path(0).path("draining").asBoolean();
+    } catch (Exception e) {
+      return false;
+    }
+  }
+
+  private int status(Cluster.Server server, String path) {
+    try {
+      return cluster.get(server, path).statusCode();
+    } catch (Exception e) {
+      return -1;
+    }
+  }
+}
