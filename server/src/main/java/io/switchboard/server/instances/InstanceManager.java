@@ -510,6 +510,11 @@ public final class InstanceManager implements ManagedModels {
     if (instance.process != process || instance.status != Status.RUNNING) {
       return; // a stop, or a start that is watching the process itself
     }
+    try {
+      process.killLeftovers();
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
     instance.operation.lock();
     try {
       if (instance.process != process || instance.status != Status.RUNNING) {

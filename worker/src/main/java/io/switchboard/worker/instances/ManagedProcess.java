@@ -84,6 +84,7 @@ public final class ManagedProcess {
    */
   public boolean stop(Duration grace) throws InterruptedException {
     if (!process.isAlive()) {
+      killLeftovers();
       return true;
     }
     signal("TERM");
@@ -94,6 +95,16 @@ public final class ManagedProcess {
     signal("KILL");
     process.waitFor(10, TimeUnit.SECONDS);
     return false;
+  }
+
+  /**
+   * The process ended on its own: what it started in its group (a wrapper's other children) is
+   * killed too, so that nothing of it outlives it and a restart starts clean.
+   */
+  public void killLeftovers() throws InterruptedException {
+    if (ownGroup) {
+      signal("KILL");
+    }
   }
 
   private void signal(String name) throws InterruptedException {
