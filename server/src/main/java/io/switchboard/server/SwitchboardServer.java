@@ -320,6 +320,8 @@ public final class SwitchboardServer {
     ApiError error;
     if (ctx.failure() instanceof ApiException api) {
       error = api.error();
+    } else if (ctx.failure() != null && Database.unreachable(ctx.failure())) {
+      error = ApiError.databaseUnavailable();
     } else if (ctx.statusCode() == 413) {
       error = ApiError.tooLarge(config.maxBodyBytes());
     } else if (ctx.statusCode() == 400) {

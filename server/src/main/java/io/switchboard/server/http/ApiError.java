@@ -71,6 +71,10 @@ public record ApiError(int status, String type, String code, String message) {
     return new ApiError(503, "server_error", code, message);
   }
 
+  public static ApiError databaseUnavailable() {
+    return new ApiError(503, "server_error", "database_unavailable", "the database cannot be reached right now; retry later");
+  }
+
   public static ApiError internal(String message) {
     return new ApiError(500, "server_error", "internal_error", message);
   }

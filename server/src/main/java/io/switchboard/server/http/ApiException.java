@@ -1,5 +1,7 @@
 package io.switchboard.server.http;
 
+import io.switchboard.server.store.Database;
+
 /** Carries an {@link ApiError} through a future chain to the handler that answers the client. */
 public final class ApiException extends RuntimeException {
   private final ApiError error;
@@ -13,8 +15,17 @@ public final class ApiException extends RuntimeException {
     return error;
   }
 
-  /** The error a failure stands for: its own when it is an ApiException, else an internal error. */
+  /**
+   * The error a failure stands for: its own when it is an ApiException, 503 when the database
+   * cannot be reached, else an internal error.
+   */
   public static ApiError of(Throwable failure) {
-    return failure instanceof ApiException api ? api.error() : ApiError.internal(String.valueOf(failure.getMessage()));
+    if (failure instanceof ApiException api) {
+      return api.error();
+    }
+    if (Database.unreachable(failure)) {
+      return ApiError.databaseUnavailable();
+    }
+    return ApiError.internal(String.valueOf(failure.getMessage()));
   }
 }

@@ -151,7 +151,7 @@ final class McpToolRoutes {
         return next;
       }).onComplete(saved -> {
         if (saved.failed()) {
-          ApiError.internal("cannot save the tool's settings: " + saved.cause().getMessage()).send(ctx.response());
+          ApiException.of(saved.cause()).send(ctx.response());
           return;
         }
         settings.put(toolId, next);

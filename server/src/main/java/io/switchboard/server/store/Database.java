@@ -3,6 +3,10 @@ package io.switchboard.server.store;
 import com.zaxxer.hikari.HikariConfig;
 import com.zaxxer.hikari.HikariDataSource;
 import java.nio.file.Path;
+import java.sql.SQLException;
+import java.sql.SQLNonTransientConnectionException;
+import java.sql.SQLRecoverableException;
+import java.sql.SQLTransientConnectionException;
 import org.flywaydb.core.Flyway;
 import org.jdbi.v3.core.Jdbi;
 import org.slf4j.Logger;
@@ -42,15 +46,21 @@ public final class Database implements AutoCloseable {
       config.addDataSourceProperty("busy_timeout", "5000");
     } else {
       config.setMaximumPoolSize(8);
+      // While the database restarts, a request waits this long for a connection and then answers
+      // 503, instead of Hikari's default of 30 s.
+      config.setConnectionTimeout(5_000);
     }
-    HikariDataSource dataSource = new HikariDataSource(config);
+    HikariDataSource dataSource = null;
     try {
+      dataSource = new HikariDataSource(config);
       Flyway flyway = Flyway.configure().dataSource(dataSource).locations("classpath:db/migration").load();
       flyway.migrate();
       log.info("database {} ready at schema version {}", redact(jdbcUrl), flyway.info().current().getVersion());
     } catch (RuntimeException e) {
-      dataSource.close();
-      throw new IllegalStateException("cannot open database " + redact(jdbcUrl) + ": " + e.getMessage(), e);
+      if (dataSource != null) {
+        dataSource.close();
+      }
+      throw new IllegalStateException("cannot open database " + redact(jdbcUrl) + " (database_url): " + e.getMessage(), e);
     }
     return new Database(dataSource);
   }
@@ -62,6 +72,24 @@ public final class Database implements AutoCloseable {
   @Override
   public void close() {
     dataSource.close();
+  }
+
+  /**
+   * Whether a failure means the database cannot be reached now (down, restarting, refusing
+   * connections), as opposed to a fault in what was asked of it: the one a client should retry.
+   */
+  public static boolean unreachable(Throwable failure) {
+    for (Throwable cause = failure; cause != null; cause = cause.getCause()) {
+      if (cause instanceof SQLTransientConnectionException || cause instanceof SQLNonTransientConnectionException
+          || cause instanceof SQLRecoverableException) {
+        return true;
+      }
+      if (cause instanceof SQLException sql && sql.getSQLState() != null
+          && (sql.getSQLState().startsWith("08") || sql.getSQLState().startsWith("57P"))) {
+        return true;
+      }
+    }
+    return false;
   }
 
   /** The URL without its password, for logs. */
