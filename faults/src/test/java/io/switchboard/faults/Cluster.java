@@ -33,7 +33,8 @@ final class Cluster implements AutoCloseable {
   private static final Pattern LISTENING = Pattern.compile("listening on http://[^:]+:(\\d+)");
 
   final Path dataDir;
-  final HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
+  /** HTTP/1.1, as most OpenAI clients speak it (the JDK's h2c client also refuses a 101st stream on one connection). */
+  final HttpClient http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).connectTimeout(Duration.ofSeconds(5)).build();
   private final List<Child> children = new ArrayList<>();
 
   Cluster() throws IOException {

@@ -266,15 +266,17 @@ public final class SwitchboardServer {
     log.info("draining: {} request(s) in flight; new requests get 503", admission.inFlight());
     Promise<Void> done = Promise.promise();
     long timer = vertx.setTimer(Math.max(1, config.drainTimeout().toMillis()), t -> {
-      if (done.tryComplete()) {
-        log.warn("drain timeout after {}: {} request(s) still in flight", config.drainTimeout(), admission.inFlight());
-      }
+      log.warn("drain timeout after {}: {} request(s) still in flight end with an error", config.drainTimeout(),
+          admission.inFlight());
+      llm.endInFlight();
+      // Their error events are on their way; the connections close once they are out, or after a second.
+      vertx.setTimer(1_000, last -> done.tryComplete());
     });
     admission.drain().onComplete(ar -> {
-      vertx.cancelTimer(timer);
-      if (done.tryComplete()) {
+      if (vertx.cancelTimer(timer)) {
         log.info("drained: no request in flight");
       }
+      done.tryComplete();
     });
     return done.future();
   }

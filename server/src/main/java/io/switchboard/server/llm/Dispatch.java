@@ -220,6 +220,22 @@ public final class Dispatch implements BackendCall, SilenceWatch.Watched {
   }
 
   @Override
+  public void end(ApiError error) {
+    BackendCall running;
+    synchronized (this) {
+      if (finished) {
+        return;
+      }
+      running = call;
+      finish(error);
+    }
+    if (running != null) {
+      running.cancel();
+    }
+    releaseLease();
+  }
+
+  @Override
   public void checkSilence(long deadlineNanos) {
     BackendCall running;
     synchronized (this) {

@@ -169,6 +169,16 @@ public final class LlmPlugin {
         });
   }
 
+  /**
+   * Ends every request still queued or running with a 503 (an error event where the answer had
+   * begun), so that a server stopping past its drain timeout tells its clients why.
+   */
+  public void endInFlight() {
+    ApiError stopping = ApiError.unavailable("server_stopping", "the server stopped before this request finished (drain timeout)");
+    router.rejectQueued(stopping);
+    silence.endAll(stopping);
+  }
+
   public Future<Void> close() {
     silence.close();
     if (localModels != null) {

@@ -287,6 +287,19 @@ public final class LlmRouter {
     return completions;
   }
 
+  /** Fails every request waiting in the queue with {@code error}. */
+  public void rejectQueued(ApiError error) {
+    List<Ticket> rejected;
+    synchronized (this) {
+      rejected = List.copyOf(queue);
+      queue.clear();
+    }
+    rejected.forEach(ticket -> {
+      vertx.cancelTimer(ticket.timer);
+      ticket.promise.tryFail(new ApiException(error));
+    });
+  }
+
   private void expire(Ticket ticket) {
     boolean removed;
     synchronized (this) {

@@ -1,5 +1,6 @@
 package io.switchboard.server.llm;
 
+import io.switchboard.server.http.ApiError;
 import io.vertx.core.Vertx;
 import java.time.Duration;
 import java.util.Set;
@@ -17,6 +18,9 @@ final class SilenceWatch {
   interface Watched {
     /** Ends the request if nothing happened on it since {@code deadlineNanos} (a {@link System#nanoTime()} value). */
     void checkSilence(long deadlineNanos);
+
+    /** Ends the request now with {@code error}, cancelled at its worker. */
+    void end(ApiError error);
   }
 
   private final Vertx vertx;
@@ -48,6 +52,13 @@ final class SilenceWatch {
     long deadline = System.nanoTime() - timeout.toNanos();
     for (Watched request : watched) {
       request.checkSilence(deadline);
+    }
+  }
+
+  /** Ends every request running on a worker with {@code error}: the server stops before they finished. */
+  void endAll(ApiError error) {
+    for (Watched request : watched) {
+      request.end(error);
     }
   }
 
