@@ -36,6 +36,8 @@ final class Cluster implements AutoCloseable {
   /** HTTP/1.1, as most OpenAI clients speak it (the JDK's h2c client also refuses a 101st stream on one connection). */
   final HttpClient http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).connectTimeout(Duration.ofSeconds(5)).build();
   private final List<Child> children = new ArrayList<>();
+  /** The key this cluster's own requests carry, once a test gave the server one. */
+  String apiKey;
 
   Cluster() throws IOException {
     dataDir = Files.createTempDirectory("switchboard-faults");
@@ -90,17 +92,21 @@ final class Cluster implements AutoCloseable {
     if (headers.length > 0) {
       b.headers(headers);
     }
-    return b.build();
+    return keyed(b).build();
+  }
+
+  private HttpRequest.Builder keyed(HttpRequest.Builder request) {
+    return apiKey == null ? request : request.header("Authorization", "Bearer " + apiKey);
   }
 
   HttpResponse<String> get(Server server, String path) throws IOException, InterruptedException {
-    return http.send(HttpRequest.newBuilder(server.uri(path)).timeout(Duration.ofSeconds(20)).build(),
+    return http.send(keyed(HttpRequest.newBuilder(server.uri(path)).timeout(Duration.ofSeconds(20))).build(),
         HttpResponse.BodyHandlers.ofString());
   }
 
   HttpResponse<String> send(Server server, String method, String path, String body) throws IOException, InterruptedException {
-    return http.send(HttpRequest.newBuilder(server.uri(path)).timeout(Duration.ofSeconds(20))
-        .method(method, body == null ? HttpRequest.BodyPublishers.noBody() : HttpRequest.BodyPublishers.ofString(body))
+    return http.send(keyed(HttpRequest.newBuilder(server.uri(path)).timeout(Duration.ofSeconds(20))
+        .method(method, body == null ? HttpRequest.BodyPublishers.noBody() : HttpRequest.BodyPublishers.ofString(body)))
         .build(), HttpResponse.BodyHandlers.ofString());
   }
 

@@ -6,6 +6,7 @@ import io.netty.channel.ChannelDuplexHandler;
 import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelPromise;
+import io.netty.channel.socket.DuplexChannel;
 import io.netty.handler.codec.http.DefaultFullHttpResponse;
 import io.netty.handler.codec.http.DefaultHttpContent;
 import io.netty.handler.codec.http.DefaultHttpResponse;
@@ -37,6 +38,7 @@ import java.net.SocketAddress;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayDeque;
 import java.util.Map;
+import java.util.concurrent.TimeUnit;
 
 /**
  * Serves the proxied OpenAI endpoints (chat completions, completions, rerank) straight off an
@@ -59,6 +61,9 @@ final class Http1InferenceHandler extends ChannelDuplexHandler {
   /** Where the content of the request being read goes. */
   private enum Inbound { NONE, VERTX, OURS, DISCARD }
 
+  /** How long a refused body is still read (and dropped) after its answer, so that the client reads the answer. */
+  private static final long LINGER_SECONDS = 5;
+
   private static final AsciiString WORKER_HEADER = AsciiString.cached("X-Switchboard-Worker");
   private static final AsciiString REQUEST_ID_HEADER = AsciiString.cached(LlmPlugin.REQUEST_ID);
   private static final AsciiString ACCEL_BUFFERING_HEADER = AsciiString.cached("X-Accel-Buffering");
@@ -68,6 +73,8 @@ final class Http1InferenceHandler extends ChannelDuplexHandler {
 
   private final Settings settings;
   private Inbound inbound = Inbound.NONE;
+  /** The answer went out and the output is shut; the connection closes at the refused body's end. */
+  private boolean lingering;
   private int vertxAnswersOwed;
   private Exchange current;
   private ArrayDeque<Object> held;
@@ -186,6 +193,9 @@ final class Http1InferenceHandler extends ChannelDuplexHandler {
         content.release();
         if (last) {
           inbound = Inbound.NONE;
+          if (lingering) {
+            ctx.close();
+          }
         }
       }
       case NONE -> ctx.fireChannelRead(content);
@@ -473,6 +483,12 @@ final class Http1InferenceHandler extends ChannelDuplexHandler {
       leave();
       if (keepAlive) {
         ctx.writeAndFlush(last, ctx.voidPromise());
+      } else if (inbound == Inbound.DISCARD && ctx.channel() instanceof DuplexChannel duplex) {
+        // The client is still sending the body this answer refuses: closing now would reset the
+        // connection and lose the answer on its way. Shut the output, read the rest away, close at its end.
+        lingering = true;
+        ctx.writeAndFlush(last).addListener(written -> duplex.shutdownOutput());
+        ctx.executor().schedule(() -> ctx.close(), LINGER_SECONDS, TimeUnit.SECONDS);
       } else {
         ctx.writeAndFlush(last).addListener(ChannelFutureListener.CLOSE);
       }

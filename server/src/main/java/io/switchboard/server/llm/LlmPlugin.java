@@ -11,6 +11,7 @@ import io.netty.util.concurrent.EventExecutor;
 import io.switchboard.server.ServerConfig;
 import io.switchboard.server.http.Admission;
 import io.switchboard.server.http.ApiError;
+import io.switchboard.server.http.WebSocketOnly;
 import io.switchboard.server.http.ApiException;
 import io.switchboard.server.http.ApiKeyAuth;
 import io.switchboard.server.http.Secret;
@@ -108,7 +109,7 @@ public final class LlmPlugin {
    */
   public void mount(Router web, ApiKeyAuth apiAuth, Admission admission) {
     this.inferenceHandler = new Http1InferenceHandler.Settings(this, apiAuth, admission, config.maxBodyBytes());
-    web.get("/api/llm/connect").handler(admission.gate()).handler(this::connect);
+    web.get("/api/llm/connect").handler(admission.gate()).handler(WebSocketOnly.INSTANCE).handler(this::connect);
     for (String prefix : API_PREFIXES) {
       for (String endpoint : PROXIED_ENDPOINTS) {
         web.post(prefix + endpoint).handler(apiAuth).handler(admission).handler(ctx -> proxy(ctx, endpoint));

@@ -12,6 +12,7 @@ import io.switchboard.server.ServerConfig;
 import io.switchboard.server.http.Admission;
 import io.switchboard.server.http.CallerContext;
 import io.switchboard.server.http.Secret;
+import io.switchboard.server.http.WebSocketOnly;
 import io.switchboard.server.metrics.Metrics;
 import io.switchboard.server.state.StateSource;
 import io.vertx.core.Future;
@@ -87,7 +88,7 @@ public final class McpPlugin implements StateSource {
    */
   public void mount(Router web, Admission admission, Handler<RoutingContext> userAuth, Handler<RoutingContext> adminAuth) {
     toolRoutes.mount(web, userAuth, adminAuth);
-    web.get("/api/mcp/connect").handler(admission.gate()).handler(this::connect);
+    web.get("/api/mcp/connect").handler(admission.gate()).handler(WebSocketOnly.INSTANCE).handler(this::connect);
     web.route("/api/mcp/id/:id").failureHandler(ctx -> {
       int status = ctx.statusCode() == 413 ? 413 : ctx.statusCode() > 0 ? ctx.statusCode() : 500;
       reply(ctx.response(), status, error(null, status == 413 ? -32600 : -32603,

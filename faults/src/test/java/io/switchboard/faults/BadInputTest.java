@@ -1,0 +1,210 @@
+package io.switchboard.faults;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import java.util.function.IntPredicate;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+/**
+ * Every operation of the OpenAPI document, tried with what broken and hostile clients send. Each
+ * must get an answer in time, never a 5xx, never a stack trace, and the status a client can act on.
+ */
+@Timeout(value = 300, unit = TimeUnit.SECONDS)
+class BadInputTest {
+
+  private static Api api;
+
+  @BeforeAll
+  static void start() throws Exception {
+    api = new Api();
+  }
+
+  @AfterAll
+  static void stop() throws Exception {
+    api.close();
+  }
+
+  /** What one class of bad input got, and what was wrong with it. */
+  private static final class Verdicts {
+    final String kind;
+    int tried;
+    int fourxx;
+    int twoxx;
+    int fivexx;
+    final List<String> wrong = new ArrayList<>();
+
+    Verdicts(String kind) {
+      this.kind = kind;
+    }
+
+    /** Counts the answer; it is wrong when it hung, is a 5xx, shows a stack trace, or fails {@code expected}. */
+    void judge(String what, RawHttp.Answer answer, IntPredicate expected) {
+      tried++;
+      if (answer.status() >= 500) {
+        fivexx++;
+      } else if (answer.status() >= 400) {
+        fourxx++;
+      } else if (answer.status() >= 200) {
+        twoxx++;
+      }
+      boolean trace = answer.body().contains("\tat ") || answer.body().contains("Exception:");
+      if (answer.hung() || answer.status() >= 500 || trace || !expected.test(answer.status())) {
+        wrong.add(what + " -> " + (answer.hung() ? "no answer in 10 s" : answer.status() + " " + abbreviate(answer.body())));
+      }
+    }
+
+    void report(String note) {
+      Figures.badInput(new Figures.BadInput(kind, tried, fourxx, twoxx, fivexx, note));
+      assertEquals(List.of(), wrong, kind);
+    }
+  }
+
+  private static String abbreviate(String body) {
+    return body.length() > 200 ? body.substring(0, 200) + "..." : body;
+  }
+
+  private static boolean clientError(int status) {
+    return status >= 400 && status < 500;
+  }
+
+  @Test
+  void everySecuredEndpointRefusesMissingAndWrongCredentials() {
+    Verdicts none = new Verdicts("auth: no credentials");
+    Verdicts wrong = new Verdicts("auth: a wrong key");
+    for (Api.Operation op : api.operations) {
+      String path = op.path("absent");
+      byte[] body = op.takesBody() ? op.sample().getBytes(StandardCharsets.UTF_8) : null;
+      IntPredicate expected = op.secured() ? status -> status == 401 : status -> status != 401 && status != 403;
+      none.judge(op.method() + " " + path, api.send(op.method(), path, Map.of("Content-Type", "application/json"), body), expected);
+      for (Map<String, String> header : List.of(Map.of("Authorization", "Bearer sk-wrong"), Map.of("X-API-Key", "sk-wrong"))) {
+        wrong.judge(op.method() + " " + path + " " + header.keySet(), api.send(op.method(), path,
+            Map.of("Content-Type", "application/json", header.keySet().iterator().next(), header.values().iterator().next()), body),
+            op.secured() ? status -> status == 401 : status -> status != 401 && status != 403);
+      }
+    }
+    none.report("every operation of the OpenAPI document; secured ones answer 401, public ones never 401");
+    wrong.report("Authorization: Bearer and X-API-Key with a key the server does not have");
+  }
+
+  /** A class of mangled bodies: a name, how to make one from an operation's sample, and which answers are right. */
+  private record BodyClass(String kind, java.util.function.Function<String, byte[]> make, IntPredicate expected, String note) {}
+
+  private static byte[] utf8(String text) {
+    return text.getBytes(StandardCharsets.UTF_8);
+  }
+
+  private static final List<BodyClass> BODIES = List.of(
+      new BodyClass("malformed JSON", s -> utf8("{\"model\": \"m\", \"messages\": [}"), BadInputTest::clientError, "a syntax error"),
+      new BodyClass("truncated JSON", s -> utf8(s.substring(0, s.length() / 2)), BadInputTest::clientError, "the sample cut in half"),
+      new BodyClass("empty body", s -> new byte[0], status -> status < 500,
+          "Content-Length: 0: a 4xx, except an instance's PUT, where no fields change nothing (200)"),
+      new BodyClass("wrong types", s -> utf8("[\"" + s.replace("\"", "\\\"") + "\"]"), BadInputTest::clientError, "an array for an object"),
+      new BodyClass("wrong field types", s -> utf8("{\"model\":42,\"messages\":\"x\",\"input\":{},\"prompt\":7,\"query\":[],"
+          + "\"documents\":1,\"name\":false,\"arguments\":\"x\",\"enabled\":\"yes\",\"allow\":{},\"idle_timeout\":[],"
+          + "\"jsonrpc\":2,\"method\":1}"), BadInputTest::clientError, "each known field with the wrong type"),
+      new BodyClass("nulls", s -> utf8("null"), BadInputTest::clientError, "the JSON null"),
+      new BodyClass("null fields", s -> utf8(s.replaceAll(":\\s*(\"[^\"]*\"|\\[[^\\]]*\\]|\\{[^}]*\\}|[0-9]+|true|false)", ":null")),
+          status -> status < 500, "every value of the sample null: a 4xx, except an instance's PUT, where null resets a field "
+              + "to its default (JSON merge patch) and the model stays"),
+      new BodyClass("invalid UTF-8", s -> {
+        byte[] ok = utf8(s.replace("hi", "h\u00e9"));
+        for (int i = 0; i < ok.length; i++) {
+          if (ok[i] == (byte) 0xc3) {
+            ok[i + 1] = 0x28;
+          }
+        }
+        return ok;
+      }, status -> status < 500, "a broken two-byte sequence inside a string"),
+      new BodyClass("deep nesting", s -> utf8("{\"model\":\"m\",\"x\":" + "[".repeat(5_000) + "]".repeat(5_000) + "}"),
+          BadInputTest::clientError, "5,000 nested arrays; the limit is 1,000"),
+      new BodyClass("unknown fields", s -> utf8(s.replaceFirst("\\{", "{\"zz_unknown\":{\"a\":[1,2]},")), status -> status < 500,
+          "accepted where the API is open (OpenAI passes unknown fields on) or refused"),
+      new BodyClass("negative and huge numbers", s -> utf8(s.replaceFirst("\\{", "{\"max_tokens\":-1,\"n\":1e400,\"temperature\":-99999999999999999999999,"
+          + "\"top_n\":-5,\"max_concurrency\":99999999999999999999,\"port\":-1,")), status -> status < 500,
+          "refused by the server, or passed to the backend untouched"),
+      new BodyClass("empty strings", s -> utf8(s.replaceAll("\"[^\"]*\"\\s*(,|})", "\"\"$1").replace("\"\"", "\"\"")), status -> status < 500,
+          "every string value of the sample empty"));
+
+  @Test
+  void everyBodyOperationRefusesMangledBodiesWithA4xx() {
+    for (BodyClass kind : BODIES) {
+      Verdicts verdicts = new Verdicts(kind.kind());
+      for (Api.Operation op : api.operations) {
+        if (!op.takesBody()) {
+          continue;
+        }
+        String path = op.livePath();
+        verdicts.judge(op.method() + " " + path, api.call(op, path, kind.make().apply(op.sample())), kind.expected());
+      }
+      verdicts.report(kind.note());
+    }
+  }
+
+  @Test
+  void bodiesOverTheLimitGet413AndHugeHeaders431() {
+    Verdicts bodies = new Verdicts("huge body");
+    Verdicts headers = new Verdicts("huge headers");
+    byte[] huge = utf8("{\"model\":\"m\",\"pad\":\"" + "x".repeat(Api.MAX_BODY * 2) + "\"}");
+    String bigHeader = "y".repeat(64 * 1024);
+    for (Api.Operation op : api.operations) {
+      String path = op.livePath();
+      if (op.takesBody()) {
+        bodies.judge(op.method() + " " + path, api.call(op, path, huge), status -> status == 413);
+      }
+      headers.judge(op.method() + " " + path, api.send(op.method(), path, Map.of("Authorization", "Bearer " + Api.KEY,
+          "X-Huge", bigHeader), null), status -> status == 431);
+    }
+    bodies.report("twice max_body_bytes (64 KiB here): 413");
+    headers.report("one 64 KiB header: 431");
+  }
+
+  @Test
+  void namesAndIdsThatClimbOutOfTheirPlaceAreRefused() throws Exception {
+    Verdicts verdicts = new Verdicts("path traversal in names and ids");
+    List<String> climbs = List.of("..%2F..%2Fetc%2Fpasswd", "%2e%2e", "%2E%2E%2F%2E%2E", "..", "..%5C..%5Cwindows", "a%00b", "a%2Fb",
+        "%252e%252e%252f");
+    for (Api.Operation op : api.operations) {
+      if (!op.hasParams() || op.template().startsWith("/swagger") || op.template().startsWith("/api/client/")) {
+        continue;
+      }
+      for (String climb : climbs) {
+        String path = op.pathAll(climb);
+        byte[] body = op.takesBody() ? op.sample().getBytes(StandardCharsets.UTF_8) : null;
+        // A bare dot segment is resolved away before routing (RFC 3986), as every HTTP server does:
+        // ".../{name}/.." is the parent path, itself an operation that is judged on its own.
+        boolean dotSegment = climb.equals("..") || climb.equals("%2e%2e");
+        verdicts.judge(op.method() + " " + path, api.call(op, path, body),
+            dotSegment ? status -> status < 500 : BadInputTest::clientError);
+      }
+    }
+    for (String raw : List.of("/swagger/../../../../etc/passwd", "/api/client/..%2F..%2F..%2Fetc%2Fpasswd",
+        "/swagger/%2e%2e/%2e%2e/%2e%2e/etc/passwd", "/api/state/view/..%2F..%2Fetc%2Fpasswd.html")) {
+      RawHttp.Answer answer = api.send("GET", raw, Map.of("Authorization", "Bearer " + Api.KEY), null);
+      verdicts.judge("GET " + raw, answer, status -> clientError(status) || status == 200 && !answer.body().contains("root:"));
+    }
+    verdicts.report("../, %2e%2e, %2F, %5C, NUL and double encoding in every path parameter, and in the static file routes");
+    RawHttp.Answer list = api.send("GET", "/api/v1/instances", Map.of("Authorization", "Bearer " + Api.KEY), null);
+    assertTrue(!list.body().contains("..") && !list.body().contains("passwd"), "no instance was made under such a name: " + list.body());
+  }
+
+  @Test
+  void afterAllOfItTheServerIsHealthyAndHoldsNothing() throws Exception {
+    everyBodyOperationRefusesMangledBodiesWithA4xx();
+    assertEquals(200, api.send("GET", "/healthz", Map.of(), null).status());
+    var llm = Cluster.JSON.readTree(api.send("GET", "/api/state", Map.of("Authorization", "Bearer " + Api.KEY), null).body())
+        .path("plugins").path("llm");
+    assertEquals(0, llm.path("queued").asInt(-1));
+    assertEquals(0, llm.path("workers").path(0).path("in_flight").asInt(-1), llm.toString());
+    assertEquals(200, api.call(new Api.Operation("POST", "/v1/chat/completions", true, true), "/v1/chat/completions",
+        utf8(new Api.Operation("POST", "/v1/chat/completions", true, true).sample())).status());
+  }
+}
