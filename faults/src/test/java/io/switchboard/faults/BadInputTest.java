@@ -116,14 +116,15 @@ class BadInputTest {
           status -> status < 500, "every value of the sample null: a 4xx, except an instance's PUT, where null resets a field "
               + "to its default (JSON merge patch) and the model stays"),
       new BodyClass("invalid UTF-8", s -> {
-        byte[] ok = utf8(s.replace("hi", "h\u00e9"));
-        for (int i = 0; i < ok.length; i++) {
-          if (ok[i] == (byte) 0xc3) {
-            ok[i + 1] = 0x28;
-          }
-        }
-        return ok;
-      }, status -> status < 500, "a broken two-byte sequence inside a string"),
+        byte[] ok = utf8(s);
+        int quote = s.indexOf('"', s.indexOf(':')) + 1;
+        byte[] broken = new byte[ok.length + 2];
+        System.arraycopy(ok, 0, broken, 0, quote);
+        broken[quote] = (byte) 0xc3;
+        broken[quote + 1] = 0x28;
+        System.arraycopy(ok, quote, broken, quote + 2, ok.length - quote);
+        return broken;
+      }, BadInputTest::clientError, "a broken two-byte sequence at the start of the first string value"),
       new BodyClass("deep nesting", s -> utf8("{\"model\":\"m\",\"x\":" + "[".repeat(5_000) + "]".repeat(5_000) + "}"),
           BadInputTest::clientError, "5,000 nested arrays; the limit is 1,000"),
       new BodyClass("unknown fields", s -> utf8(s.replaceFirst("\\{", "{\"zz_unknown\":{\"a\":[1,2]},")), status -> status < 500,
