@@ -19,7 +19,7 @@ import net.jqwik.api.lifecycle.BeforeContainer;
  * or without the key. None may answer a 5xx, hang, or show a stack trace. Bounded to a few hundred
  * tries so the suite stays quick; a failure prints the seed that repeats it.
  */
-class RouteFuzzProperties {
+class RouteFuzzTest {
 
   private static Api api;
   private static int tried;
