@@ -2,7 +2,6 @@ package io.switchboard.faults;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import io.switchboard.fakeupstream.FakeUpstream;
-import io.vertx.core.Vertx;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
@@ -69,7 +68,6 @@ final class Api implements AutoCloseable {
     }
   }
 
-  final Vertx vertx = Vertx.vertx();
   final Cluster cluster;
   final Cluster.Server server;
   final List<Operation> operations = new ArrayList<>();
@@ -77,7 +75,7 @@ final class Api implements AutoCloseable {
   Api() throws Exception {
     cluster = new Cluster();
     cluster.apiKey = KEY;
-    FakeUpstream upstream = new FakeUpstream(vertx, FakeUpstream.Behavior.defaults().withModels("m").withTokens(3, 0)).start(0).await();
+    FakeUpstream upstream = cluster.fake(FakeUpstream.Behavior.defaults().withModels("m").withTokens(3, 0));
     server = cluster.server("--api-key", KEY, "--max-body-bytes", String.valueOf(MAX_BODY),
         "--llama-server", "/nonexistent/llama-server");
     cluster.worker(server, "solo", upstream.baseUrl(), "--max-concurrency", "16");
@@ -108,10 +106,6 @@ final class Api implements AutoCloseable {
 
   @Override
   public void close() throws Exception {
-    try {
-      cluster.close();
-    } finally {
-      vertx.close().await();
-    }
+    cluster.close();
   }
 }

@@ -5,8 +5,11 @@ import static org.junit.jupiter.api.Assertions.fail;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.switchboard.cli.Main;
+import io.switchboard.fakeupstream.FakeUpstream;
+import io.vertx.core.Vertx;
 import java.io.File;
 import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
@@ -20,18 +23,22 @@ import java.util.concurrent.TimeUnit;
 import java.util.function.BooleanSupplier;
 import java.util.function.UnaryOperator;
 import java.util.regex.Pattern;
+import org.junit.jupiter.api.extension.AfterEachCallback;
+import org.junit.jupiter.api.extension.ExtensionContext;
 
 /**
- * The {@code switchboard} command run as people run it, in child JVMs: a server, workers and relays.
- * Closing it kills whatever is still running and fails if any process the suite started, or any
- * process those started, is left behind or a zombie.
+ * The {@code switchboard} command run as people run it, in child JVMs: a server, workers and relays,
+ * with fake upstreams in this JVM. A test registers one as an extension; after each test it kills
+ * whatever is still running and fails if any process the suite started, or any process those
+ * started, is left behind or a zombie.
  */
-final class Cluster implements AutoCloseable {
+final class Cluster implements AutoCloseable, AfterEachCallback {
 
   static final ObjectMapper JSON = new ObjectMapper();
   static final String JAVA = ProcessHandle.current().info().command().orElse("java");
   private static final Pattern LISTENING = Pattern.compile("listening on http://[^:]+:(\\d+)");
 
+  final Vertx vertx = Vertx.vertx();
   final Path dataDir;
   /** HTTP/1.1, as most OpenAI clients speak it (the JDK's h2c client also refuses a 101st stream on one connection). */
   final HttpClient http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).connectTimeout(Duration.ofSeconds(5)).build();
@@ -39,8 +46,17 @@ final class Cluster implements AutoCloseable {
   /** The key this cluster's own requests carry, once a test gave the server one. */
   String apiKey;
 
-  Cluster() throws IOException {
-    dataDir = Files.createTempDirectory("switchboard-faults");
+  Cluster() {
+    try {
+      dataDir = Files.createTempDirectory("switchboard-faults");
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+  }
+
+  /** A fake OpenAI-compatible upstream in this JVM. */
+  FakeUpstream fake(FakeUpstream.Behavior behavior) {
+    return new FakeUpstream(vertx, behavior).start(0).await();
   }
 
   /** A child JVM running {@code switchboard args...}; {@code redirect} may send its output elsewhere. */
@@ -159,6 +175,11 @@ final class Cluster implements AutoCloseable {
   }
 
   @Override
+  public void afterEach(ExtensionContext context) throws Exception {
+    close();
+  }
+
+  @Override
   public void close() throws Exception {
     for (Child child : children) {
       child.process.destroyForcibly();
@@ -170,6 +191,7 @@ final class Cluster implements AutoCloseable {
     }
     List<String> left = leftovers().stream()
         .map(p -> p.pid() + (zombie(p) ? " (zombie)" : "") + " " + p.info().commandLine().orElse("?")).toList();
+    vertx.close().await();
     if (!left.isEmpty()) {
       fail("processes left behind: " + left);
     }

@@ -8,7 +8,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.switchboard.fakeupstream.FakeUpstream;
-import io.vertx.core.Vertx;
 import java.net.ServerSocket;
 import java.net.http.HttpResponse;
 import java.sql.Connection;
@@ -19,10 +18,9 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.extension.RegisterExtension;
 
 /**
  * The server's database away: unreachable at start (a clear message and a non-zero exit), and
@@ -33,23 +31,8 @@ class DatabaseFaultsTest {
 
   private static final String POSTGRES = "jdbc:postgresql://127.0.0.1:5432/test?user=postgres";
 
-  private Vertx vertx;
-  private Cluster cluster;
-
-  @BeforeEach
-  void start() throws Exception {
-    vertx = Vertx.vertx();
-    cluster = new Cluster();
-  }
-
-  @AfterEach
-  void stop() throws Exception {
-    try {
-      cluster.close();
-    } finally {
-      vertx.close().await();
-    }
-  }
+  @RegisterExtension
+  final Cluster cluster = new Cluster();
 
   @Test
   void aDatabaseUnreachableAtStartIsSaidAndTheServerExits() throws Exception {
@@ -84,8 +67,8 @@ class DatabaseFaultsTest {
     } catch (Exception e) {
       assumeTrue(false, "no PostgreSQL at " + POSTGRES + ": " + e.getMessage());
     }
-    try (TcpProxy postgres = new TcpProxy(vertx, 5432)) {
-      FakeUpstream upstream = new FakeUpstream(vertx, FakeUpstream.Behavior.defaults().withModels("m")).start(0).await();
+    try (TcpProxy postgres = new TcpProxy(cluster.vertx, 5432)) {
+      FakeUpstream upstream = cluster.fake(FakeUpstream.Behavior.defaults().withModels("m"));
       Cluster.Server server = cluster.server("--database-url",
           "jdbc:postgresql://127.0.0.1:" + postgres.port() + "/test?user=postgres&currentSchema=" + schema);
       cluster.worker(server, "solo", upstream.baseUrl(), "--max-concurrency", "4");

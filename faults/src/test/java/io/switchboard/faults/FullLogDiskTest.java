@@ -5,7 +5,6 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.switchboard.fakeupstream.FakeUpstream;
-import io.vertx.core.Vertx;
 import java.io.File;
 import java.net.ServerSocket;
 import java.net.http.HttpResponse;
@@ -13,10 +12,9 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.extension.RegisterExtension;
 
 /**
  * The server's logs go where every write fails with "no space left on device" ({@code /dev/full}):
@@ -25,29 +23,14 @@ import org.junit.jupiter.api.Timeout;
 @Timeout(value = 90, unit = TimeUnit.SECONDS)
 class FullLogDiskTest {
 
-  private Vertx vertx;
-  private Cluster cluster;
-
-  @BeforeEach
-  void start() throws Exception {
-    vertx = Vertx.vertx();
-    cluster = new Cluster();
-  }
-
-  @AfterEach
-  void stop() throws Exception {
-    try {
-      cluster.close();
-    } finally {
-      vertx.close().await();
-    }
-  }
+  @RegisterExtension
+  final Cluster cluster = new Cluster();
 
   @Test
   void aServerWhoseLogsCannotBeWrittenKeepsServing() throws Exception {
     File full = new File("/dev/full");
     org.junit.jupiter.api.Assumptions.assumeTrue(full.canWrite(), "no /dev/full on this machine");
-    FakeUpstream upstream = new FakeUpstream(vertx, FakeUpstream.Behavior.defaults().withModels("m").withTokens(10, 5)).start(0).await();
+    FakeUpstream upstream = cluster.fake(FakeUpstream.Behavior.defaults().withModels("m").withTokens(10, 5));
     int port;
     try (ServerSocket free = new ServerSocket(0)) {
       port = free.getLocalPort();

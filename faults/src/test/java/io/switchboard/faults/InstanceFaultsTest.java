@@ -14,10 +14,9 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.extension.RegisterExtension;
 
 /**
  * A managed instance whose process crashes: it is restarted per its policy, the requests it was
@@ -26,17 +25,8 @@ import org.junit.jupiter.api.Timeout;
 @Timeout(value = 90, unit = TimeUnit.SECONDS)
 class InstanceFaultsTest {
 
-  private Cluster cluster;
-
-  @BeforeEach
-  void start() throws Exception {
-    cluster = new Cluster();
-  }
-
-  @AfterEach
-  void stop() throws Exception {
-    cluster.close();
-  }
+  @RegisterExtension
+  final Cluster cluster = new Cluster();
 
   /**
    * The instance is a shell that starts a second process and then becomes the model server, as

@@ -13,27 +13,22 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.extension.RegisterExtension;
 
 /** MCP calls through a relay whose process is killed, or whose MCP server never answers: a JSON-RPC error, in time. */
 @Timeout(value = 90, unit = TimeUnit.SECONDS)
 class RelayFaultsTest {
 
-  private Cluster cluster;
+  @RegisterExtension
+  final Cluster cluster = new Cluster();
   private Cluster.Server server;
 
   @BeforeEach
   void start() throws Exception {
-    cluster = new Cluster();
     server = cluster.server("--request-timeout", "3s");
-  }
-
-  @AfterEach
-  void stop() throws Exception {
-    cluster.close();
   }
 
   private Child relay() throws Exception {

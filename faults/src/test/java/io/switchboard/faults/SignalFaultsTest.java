@@ -5,39 +5,27 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.switchboard.fakeupstream.FakeUpstream;
-import io.vertx.core.Vertx;
 import java.net.http.HttpResponse;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.extension.RegisterExtension;
 
 /** SIGTERM to the server and to a worker with requests in flight: they finish, new ones are refused, the process exits 0. */
 @Timeout(value = 90, unit = TimeUnit.SECONDS)
 class SignalFaultsTest {
 
-  private Vertx vertx;
-  private Cluster cluster;
+  @RegisterExtension
+  final Cluster cluster = new Cluster();
   private FakeUpstream upstream;
 
   @BeforeEach
-  void start() throws Exception {
-    vertx = Vertx.vertx();
-    cluster = new Cluster();
-    upstream = new FakeUpstream(vertx, FakeUpstream.Behavior.defaults().withModels("m").withTokens(40, 50)).start(0).await();
-  }
-
-  @AfterEach
-  void stop() throws Exception {
-    try {
-      cluster.close();
-    } finally {
-      vertx.close().await();
-    }
+  void startUpstream() {
+    upstream = cluster.fake(FakeUpstream.Behavior.defaults().withModels("m").withTokens(40, 50));
   }
 
   private List<CompletableFuture<HttpResponse<String>>> streams(Cluster.Server server, int count) {

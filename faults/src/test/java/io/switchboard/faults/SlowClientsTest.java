@@ -5,7 +5,6 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.switchboard.fakeupstream.FakeUpstream;
-import io.vertx.core.Vertx;
 import java.net.InetSocketAddress;
 import java.net.Socket;
 import java.net.http.HttpResponse;
@@ -13,10 +12,9 @@ import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.extension.RegisterExtension;
 
 /**
  * A hundred clients that ask for long streams and never read them: the server and the worker hold
@@ -27,23 +25,8 @@ class SlowClientsTest {
 
   private static final int CLIENTS = 100;
 
-  private Vertx vertx;
-  private Cluster cluster;
-
-  @BeforeEach
-  void start() throws Exception {
-    vertx = Vertx.vertx();
-    cluster = new Cluster();
-  }
-
-  @AfterEach
-  void stop() throws Exception {
-    try {
-      cluster.close();
-    } finally {
-      vertx.close().await();
-    }
-  }
+  @RegisterExtension
+  final Cluster cluster = new Cluster();
 
   /** A client that sends its request and then reads nothing, with a receive buffer as small as the kernel allows. */
   private static Socket stalledClient(int port) throws Exception {
@@ -59,7 +42,7 @@ class SlowClientsTest {
 
   @Test
   void aHundredClientsThatNeverReadCannotMakeTheServerBufferWithoutBound() throws Exception {
-    FakeUpstream upstream = new FakeUpstream(vertx, FakeUpstream.Behavior.defaults().withModels("m")).start(0).await();
+    FakeUpstream upstream = cluster.fake(FakeUpstream.Behavior.defaults().withModels("m"));
     Cluster.Server server = cluster.server();
     Child worker = cluster.worker(server, "solo", upstream.baseUrl(), "--max-concurrency", String.valueOf(CLIENTS + 1));
     eventually("the worker serves m", () -> cluster.servedBy(server, "m", 1));

@@ -5,7 +5,6 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.switchboard.fakeupstream.FakeUpstream;
-import io.vertx.core.Vertx;
 import java.io.BufferedReader;
 import java.io.InputStream;
 import java.io.InputStreamReader;
@@ -15,40 +14,20 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.extension.RegisterExtension;
 
 /** Workers and clients that go away: killed with SIGKILL, or a client that stops listening. */
 @Timeout(value = 90, unit = TimeUnit.SECONDS)
 class WorkerFaultsTest {
 
-  private Vertx vertx;
-  private Cluster cluster;
-
-  @BeforeEach
-  void start() throws Exception {
-    vertx = Vertx.vertx();
-    cluster = new Cluster();
-  }
-
-  @AfterEach
-  void stop() throws Exception {
-    try {
-      cluster.close();
-    } finally {
-      vertx.close().await();
-    }
-  }
-
-  private FakeUpstream fake(FakeUpstream.Behavior behavior) {
-    return new FakeUpstream(vertx, behavior).start(0).await();
-  }
+  @RegisterExtension
+  final Cluster cluster = new Cluster();
 
   @Test
   void aWorkerKilledBeforeTheFirstByteHasItsRequestsRetriedOnAnother() throws Exception {
-    FakeUpstream upstream = fake(FakeUpstream.Behavior.defaults().withModels("m").withFirstByteDelay(1_500).withTokens(5, 0));
+    FakeUpstream upstream = cluster.fake(FakeUpstream.Behavior.defaults().withModels("m").withFirstByteDelay(1_500).withTokens(5, 0));
     Cluster.Server server = cluster.server();
     Child first = cluster.worker(server, "first", upstream.baseUrl(), "--max-concurrency", "8");
     Child second = cluster.worker(server, "second", upstream.baseUrl(), "--max-concurrency", "8");
@@ -75,7 +54,7 @@ class WorkerFaultsTest {
 
   @Test
   void aWorkerKilledMidStreamEndsItsStreamsWithAnErrorAndFreesEverything() throws Exception {
-    FakeUpstream upstream = fake(FakeUpstream.Behavior.defaults().withModels("m").withTokens(40, 50));
+    FakeUpstream upstream = cluster.fake(FakeUpstream.Behavior.defaults().withModels("m").withTokens(40, 50));
     Cluster.Server server = cluster.server();
     Child first = cluster.worker(server, "first", upstream.baseUrl(), "--max-concurrency", "3");
     cluster.worker(server, "second", upstream.baseUrl(), "--max-concurrency", "3");
@@ -117,7 +96,7 @@ class WorkerFaultsTest {
 
   @Test
   void aClientThatLeavesMidStreamCancelsTheUpstreamAndFreesTheSlotAtOnce() throws Exception {
-    FakeUpstream upstream = fake(FakeUpstream.Behavior.defaults().withModels("m").withTokens(400, 20));
+    FakeUpstream upstream = cluster.fake(FakeUpstream.Behavior.defaults().withModels("m").withTokens(400, 20));
     Cluster.Server server = cluster.server();
     cluster.worker(server, "solo", upstream.baseUrl(), "--max-concurrency", "1");
     eventually("the worker serves m", () -> cluster.servedBy(server, "m", 1));

@@ -20,6 +20,7 @@ import io.switchboard.server.metrics.MetricsRoutes;
 import io.switchboard.server.state.StateRoutes;
 import io.switchboard.server.store.Database;
 import io.switchboard.server.system.SystemRoutes;
+import io.switchboard.worker.instances.ManagedProcess;
 import io.vertx.core.DeploymentOptions;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
@@ -215,7 +216,7 @@ public final class SwitchboardServer {
       log.warn("no client key configured: any worker that can reach this port may dial in; set client_key (CLIENT_KEY, --client-key)");
     }
     config.upstreams().forEach(u -> log.info("local worker serves upstream {} at {}", u.name(), u.url()));
-    if (!InstanceRoutes.runnable(config.llamaServer())) {
+    if (!ManagedProcess.runnable(config.llamaServer())) {
       log.warn("{}: llama_cpp instances and /api/v1/server/{version,help,devices} answer 503 until then",
           InstanceRoutes.notRunnable(config.llamaServer()));
     }

@@ -17,15 +17,10 @@ import io.vertx.core.http.RequestOptions;
 import io.vertx.ext.web.Router;
 import io.vertx.ext.web.RoutingContext;
 import java.io.ByteArrayOutputStream;
-import java.io.File;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
-import java.nio.file.Path;
-import java.util.Arrays;
 import java.util.List;
-import java.util.Objects;
 import java.util.Set;
 import java.util.concurrent.TimeUnit;
 
@@ -223,15 +218,5 @@ public final class InstanceRoutes {
   public static String notRunnable(String program) {
     return "cannot run llama-server as '" + program + "' (not found or not executable); install llama.cpp "
         + "and set llama_server (env LLAMA_SERVER, flag --llama-server) to the llama-server program";
-  }
-
-  /** Whether {@code program} names an executable file, by path or on the PATH. */
-  public static boolean runnable(String program) {
-    if (program.contains("/")) {
-      return Files.isExecutable(Path.of(program));
-    }
-    String path = Objects.requireNonNullElse(System.getenv("PATH"), "");
-    return Arrays.stream(path.split(File.pathSeparator)).filter(dir -> !dir.isEmpty())
-        .anyMatch(dir -> Files.isExecutable(Path.of(dir, program)));
   }
 }

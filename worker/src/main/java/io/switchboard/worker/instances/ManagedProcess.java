@@ -56,7 +56,7 @@ public final class ManagedProcess {
     ProcessBuilder builder = new ProcessBuilder(argv).redirectErrorStream(true).directory(workingDir.toFile());
     builder.environment().putAll(environment);
     builder.redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile()));
-    if (ownGroup && !Files.isExecutable(Path.of(command.getFirst())) && !onPath(command.getFirst())) {
+    if (ownGroup && !runnable(command.getFirst())) {
       // setsid would start and then fail to exec; say what is missing instead.
       throw new IOException("cannot run '" + command.getFirst() + "': not found or not executable");
     }
@@ -130,6 +130,11 @@ public final class ManagedProcess {
     } else {
       process.destroy();
     }
+  }
+
+  /** Whether {@code command} names an executable file, by its path or on the PATH. */
+  public static boolean runnable(String command) {
+    return Files.isExecutable(Path.of(command)) || onPath(command);
   }
 
   private static boolean onPath(String command) {
