@@ -1,6 +1,8 @@
 package io.switchboard.server;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.netty.handler.codec.http.TooLongHttpHeaderException;
+import io.netty.handler.codec.http.TooLongHttpLineException;
 import io.switchboard.protocol.BuildInfo;
 import io.switchboard.server.docs.ApiDocs;
 import io.switchboard.server.http.Admission;
@@ -28,6 +30,7 @@ import io.vertx.core.VerticleBase;
 import io.vertx.core.Vertx;
 import io.vertx.core.http.HttpServer;
 import io.vertx.core.http.HttpServerOptions;
+import io.vertx.core.http.HttpServerRequest;
 import io.vertx.ext.web.Route;
 import io.vertx.ext.web.Router;
 import io.vertx.ext.web.RoutingContext;
@@ -357,8 +360,25 @@ public final class SwitchboardServer {
             llm.install(connection);
           })
           .requestHandler(web)
+          .invalidRequestHandler(this::refuseUnreadable)
           .listen(port, options.getHost())
           .onSuccess(s -> boundPort.set(s.actualPort()));
+    }
+
+    /**
+     * A request the HTTP decoder could not read: Vert.x's status (414, 431 or 400) with a body that
+     * says why, in the API's error shape, where Vert.x sends none; the connection then closes.
+     */
+    private void refuseUnreadable(HttpServerRequest request) {
+      Throwable cause = request.decoderResult().cause();
+      ApiError error = cause instanceof TooLongHttpLineException
+          ? new ApiError(414, "invalid_request_error", "uri_too_long",
+              "the request line is longer than " + options.getMaxInitialLineLength() + " bytes")
+          : cause instanceof TooLongHttpHeaderException
+              ? new ApiError(431, "invalid_request_error", "headers_too_large",
+                  "the request's headers are larger than " + options.getMaxHeaderSize() + " bytes")
+              : ApiError.badRequest("the request is not valid HTTP/1.1: " + (cause == null ? "unreadable" : cause.getMessage()));
+      error.send(request.response());
     }
   }
 }
