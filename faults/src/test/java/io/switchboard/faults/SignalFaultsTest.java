@@ -28,22 +28,27 @@ class SignalFaultsTest {
     upstream = cluster.fake(FakeUpstream.Behavior.defaults().withModels("m").withTokens(40, 50));
   }
 
-  private List<CompletableFuture<HttpResponse<String>>> streams(Cluster.Server server, int count) {
-    List<CompletableFuture<HttpResponse<String>>> answers = new ArrayList<>();
-    for (int i = 0; i < count; i++) {
-      answers.add(cluster.http.sendAsync(cluster.chat(server, "m", true), HttpResponse.BodyHandlers.ofString()));
+  /** A server, one worker of four slots, and four streams running through them. */
+  private record Running(Cluster.Server server, Child worker, List<CompletableFuture<HttpResponse<String>>> streams) {}
+
+  private Running fourStreams(String... serverArgs) throws Exception {
+    Cluster.Server server = cluster.server(serverArgs);
+    Child worker = cluster.worker(server, "solo", upstream.baseUrl(), "--max-concurrency", "4");
+    eventually("the worker serves m", () -> cluster.servedBy(server, "m", 1));
+    List<CompletableFuture<HttpResponse<String>>> streams = new ArrayList<>();
+    for (int i = 0; i < 4; i++) {
+      streams.add(cluster.http.sendAsync(cluster.chat(server, "m", true), HttpResponse.BodyHandlers.ofString()));
     }
-    return answers;
+    eventually("the upstream is answering all four", () -> upstream.inFlight() == 4);
+    return new Running(server, worker, streams);
   }
 
   @Test
   void aWorkerSigtermFinishesItsRequestsAndExitsZero() throws Exception {
-    Cluster.Server server = cluster.server();
-    Child worker = cluster.worker(server, "solo", upstream.baseUrl(), "--max-concurrency", "4");
-    eventually("the worker serves m", () -> cluster.servedBy(server, "m", 1));
-
-    List<CompletableFuture<HttpResponse<String>>> inFlight = streams(server, 4);
-    eventually("the upstream is answering all four", () -> upstream.inFlight() == 4);
+    Running running = fourStreams();
+    Cluster.Server server = running.server();
+    Child worker = running.worker();
+    List<CompletableFuture<HttpResponse<String>>> inFlight = running.streams();
     long signalled = System.nanoTime();
     worker.terminate();
     eventually("the draining worker takes no more work", () -> cluster.servedBy(server, "m", 0) || draining(server));
@@ -64,12 +69,9 @@ class SignalFaultsTest {
 
   @Test
   void aServerSigtermFinishesItsRequestsRefusesNewOnesAndExitsZero() throws Exception {
-    Cluster.Server server = cluster.server("--drain-timeout", "20s");
-    cluster.worker(server, "solo", upstream.baseUrl(), "--max-concurrency", "4");
-    eventually("the worker serves m", () -> cluster.servedBy(server, "m", 1));
-
-    List<CompletableFuture<HttpResponse<String>>> inFlight = streams(server, 4);
-    eventually("the upstream is answering all four", () -> upstream.inFlight() == 4);
+    Running running = fourStreams("--drain-timeout", "20s");
+    Cluster.Server server = running.server();
+    List<CompletableFuture<HttpResponse<String>>> inFlight = running.streams();
     long signalled = System.nanoTime();
     server.child().terminate();
     eventually("health says draining", () -> status(server, "/healthz") == 503);
@@ -90,12 +92,9 @@ class SignalFaultsTest {
   @Test
   void aServerSigtermPastItsDrainTimeoutEndsTheRestClearlyAndExitsZero() throws Exception {
     upstream.behave(upstream.behavior().withTokens(200, 50));
-    Cluster.Server server = cluster.server("--drain-timeout", "1s");
-    cluster.worker(server, "solo", upstream.baseUrl(), "--max-concurrency", "4");
-    eventually("the worker serves m", () -> cluster.servedBy(server, "m", 1));
-
-    List<CompletableFuture<HttpResponse<String>>> inFlight = streams(server, 4);
-    eventually("the upstream is answering all four", () -> upstream.inFlight() == 4);
+    Running running = fourStreams("--drain-timeout", "1s");
+    Cluster.Server server = running.server();
+    List<CompletableFuture<HttpResponse<String>>> inFlight = running.streams();
     long signalled = System.nanoTime();
     server.child().terminate();
     Tally tally = Tally.of(inFlight, 30);
