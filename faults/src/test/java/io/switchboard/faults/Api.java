@@ -75,17 +75,27 @@ final class Api implements AutoCloseable {
   Api() throws Exception {
     cluster = new Cluster();
     cluster.apiKey = KEY;
+    try {
+      server = start(cluster);
+    } catch (Exception | AssertionError e) {
+      cluster.close();
+      throw e;
+    }
+  }
+
+  /** Starts the server and its worker, makes {@code held}, and reads the operations from the document. */
+  private Cluster.Server start(Cluster cluster) throws Exception {
     FakeUpstream upstream = cluster.fake(FakeUpstream.Behavior.defaults().withModels("m").withTokens(3, 0));
-    server = cluster.server("--api-key", KEY, "--max-body-bytes", String.valueOf(MAX_BODY),
+    Cluster.Server server = cluster.server("--api-key", KEY, "--max-body-bytes", String.valueOf(MAX_BODY),
         "--llama-server", "/nonexistent/llama-server");
     cluster.worker(server, "solo", upstream.baseUrl(), "--max-concurrency", "16");
     Cluster.eventually("the worker serves m", () -> cluster.servedBy(server, "m", 1));
-    RawHttp.Answer held = send("POST", "/api/v1/instances/held", Map.of("Authorization", "Bearer " + KEY),
-        "{\"model\":\"m.gguf\",\"command_override\":\"/bin/false\"}".getBytes(StandardCharsets.UTF_8));
+    RawHttp.Answer held = RawHttp.send(server.port(), "POST", "/api/v1/instances/held", Map.of("Authorization", "Bearer " + KEY),
+        "{\"model\":\"m.gguf\",\"command_override\":\"/bin/false\"}".getBytes(StandardCharsets.UTF_8), 10_000);
     if (held.status() != 201) {
       throw new IllegalStateException("cannot create the instance 'held': " + held);
     }
-    JsonNode document = Cluster.JSON.readTree(send("GET", "/api/client/openapi.json", Map.of(), null).body());
+    JsonNode document = Cluster.JSON.readTree(RawHttp.send(server.port(), "GET", "/api/client/openapi.json", Map.of(), null, 10_000).body());
     document.path("paths").properties().forEach(path -> path.getValue().properties().forEach(op -> {
       String method = op.getKey().toUpperCase();
       if (List.of("GET", "POST", "PUT", "PATCH", "DELETE").contains(method)) {
@@ -93,6 +103,7 @@ final class Api implements AutoCloseable {
         operations.add(new Operation(method, path.getKey(), secured, op.getValue().has("requestBody")));
       }
     }));
+    return server;
   }
 
   RawHttp.Answer send(String method, String path, Map<String, String> headers, byte[] body) {

@@ -7,6 +7,7 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
@@ -15,12 +16,15 @@ import java.util.regex.Pattern;
 /** A child process of the suite, with its output collected line by line, ended with real signals. */
 final class Child {
   final Process process;
+  private final List<ProcessHandle> orphans;
   private final LinkedBlockingQueue<String> lines = new LinkedBlockingQueue<>();
   private final StringBuffer all = new StringBuffer();
   private final Thread reader;
 
-  Child(Process process) {
+  /** @param orphans where the processes this one started are remembered when it is killed */
+  Child(Process process, List<ProcessHandle> orphans) {
     this.process = process;
+    this.orphans = orphans;
     reader = Thread.ofPlatform().daemon().start(() -> {
       try (BufferedReader in = process.inputReader(StandardCharsets.UTF_8)) {
         for (String line = in.readLine(); line != null; line = in.readLine()) {
@@ -66,8 +70,13 @@ final class Child {
     signal("TERM");
   }
 
-  /** SIGKILL: the process ends without a goodbye, as a crash or the OOM killer ends it. */
+  /**
+   * SIGKILL: the process ends without a goodbye, as a crash or the OOM killer ends it. What it had
+   * started is remembered first: orphaned, it is no longer among this JVM's descendants, and it
+   * must still be gone by the end of the test.
+   */
   void kill() throws IOException, InterruptedException {
+    orphans.addAll(process.descendants().toList());
     signal("KILL");
     process.waitFor(10, TimeUnit.SECONDS);
   }

@@ -43,6 +43,8 @@ final class Cluster implements AutoCloseable, AfterEachCallback {
   /** HTTP/1.1, as most OpenAI clients speak it (the JDK's h2c client also refuses a 101st stream on one connection). */
   final HttpClient http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).connectTimeout(Duration.ofSeconds(5)).build();
   private final List<Child> children = new ArrayList<>();
+  /** What the children had started when they were killed: no longer this JVM's descendants, never to outlive the test. */
+  private final List<ProcessHandle> orphans = new java.util.concurrent.CopyOnWriteArrayList<>();
   /** The key this cluster's own requests carry, once a test gave the server one. */
   String apiKey;
 
@@ -64,7 +66,7 @@ final class Cluster implements AutoCloseable, AfterEachCallback {
     List<String> command = new ArrayList<>(List.of(JAVA, "-Xmx256m", "-cp", System.getProperty("java.class.path"),
         Main.class.getName()));
     command.addAll(List.of(args));
-    Child child = new Child(redirect.apply(new ProcessBuilder(command).redirectErrorStream(true)).start());
+    Child child = new Child(redirect.apply(new ProcessBuilder(command).redirectErrorStream(true)).start(), orphans);
     children.add(child);
     return child;
   }
@@ -155,8 +157,10 @@ final class Cluster implements AutoCloseable, AfterEachCallback {
   }
 
   /** Processes this JVM started, and theirs, that are still there (zombies included). */
-  static List<ProcessHandle> leftovers() {
-    return ProcessHandle.current().descendants().filter(p -> !isReader(p)).toList();
+  private List<ProcessHandle> leftovers() {
+    List<ProcessHandle> left = new ArrayList<>(ProcessHandle.current().descendants().filter(p -> !isReader(p)).toList());
+    orphans.stream().filter(ProcessHandle::isAlive).filter(p -> !left.contains(p)).forEach(left::add);
+    return left;
   }
 
   /** The {@code kill} helpers the suite runs for signals finish at once and are not what is looked for. */
@@ -182,8 +186,7 @@ final class Cluster implements AutoCloseable, AfterEachCallback {
   @Override
   public void close() throws Exception {
     for (Child child : children) {
-      child.process.destroyForcibly();
-      child.process.waitFor(10, TimeUnit.SECONDS);
+      child.kill();
     }
     long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
     while (!leftovers().isEmpty() && System.nanoTime() < deadline) {

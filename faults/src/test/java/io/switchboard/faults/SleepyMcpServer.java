@@ -30,7 +30,7 @@ public final class SleepyMcpServer {
     return McpSchema.CallToolResult.builder().addTextContent(text).build();
   }
 
-  public static void main(String[] args) throws InterruptedException {
+  public static void main(String[] args) {
     McpSyncServer server = McpServer.sync(new StdioServerTransportProvider(McpJsonDefaults.getMapper()))
         .serverInfo("sleepy", "1.0")
         .capabilities(McpSchema.ServerCapabilities.builder().tools(true).build())
@@ -38,7 +38,10 @@ public final class SleepyMcpServer {
         .toolCall(tool("slow"), (exchange, call) -> after(((Number) call.arguments().getOrDefault("ms", 100)).longValue(), "done"))
         .toolCall(tool("hang"), (exchange, call) -> after(Long.MAX_VALUE, "never"))
         .build();
-    Thread.currentThread().join();
+    // A stdio server lives as long as its client: when the relay is gone, even killed with no
+    // goodbye, so is this one, as servers that exit at the end of their input do.
+    ProcessHandle.current().parent().ifPresent(relay -> relay.onExit().join());
     server.close();
+    System.exit(0);
   }
 }
