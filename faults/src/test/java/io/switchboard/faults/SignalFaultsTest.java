@@ -31,9 +31,11 @@ class SignalFaultsTest {
   /** A server, one worker of four slots, and four streams running through them. */
   private record Running(Cluster.Server server, Child worker, List<CompletableFuture<HttpResponse<String>>> streams) {}
 
-  private Running fourStreams(String... serverArgs) throws Exception {
-    Cluster.Server server = cluster.server(serverArgs);
-    Child worker = cluster.worker(server, "solo", upstream.baseUrl(), "--max-concurrency", "4");
+  private Running fourStreams(List<String> serverArgs, List<String> workerArgs) throws Exception {
+    Cluster.Server server = cluster.server(serverArgs.toArray(String[]::new));
+    List<String> args = new ArrayList<>(List.of("--max-concurrency", "4"));
+    args.addAll(workerArgs);
+    Child worker = cluster.worker(server, "solo", upstream.baseUrl(), args.toArray(String[]::new));
     eventually("the worker serves m", () -> cluster.servedBy(server, "m", 1));
     List<CompletableFuture<HttpResponse<String>>> streams = new ArrayList<>();
     for (int i = 0; i < 4; i++) {
@@ -45,7 +47,7 @@ class SignalFaultsTest {
 
   @Test
   void aWorkerSigtermFinishesItsRequestsAndExitsZero() throws Exception {
-    Running running = fourStreams();
+    Running running = fourStreams(List.of(), List.of());
     Cluster.Server server = running.server();
     Child worker = running.worker();
     List<CompletableFuture<HttpResponse<String>>> inFlight = running.streams();
@@ -68,8 +70,33 @@ class SignalFaultsTest {
   }
 
   @Test
+  void aWorkerSigtermPastItsDrainTimeoutEndsTheRestClearlyAndExitsZero() throws Exception {
+    upstream.behave(upstream.behavior().withTokens(200, 50));
+    Running running = fourStreams(List.of(), List.of("--drain-timeout", "1s"));
+    long signalled = System.nanoTime();
+    running.worker().terminate();
+    Tally tally = Tally.of(running.streams(), 30);
+    assertTrue(running.worker().process.waitFor(20, TimeUnit.SECONDS), "the worker exited");
+    long exited = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - signalled);
+    Figures.fault(tally.row("worker SIGTERM past drain_timeout", exited,
+        "4 streams of 10 s, the worker's drain_timeout 1 s: each ends with an error event; recovery: signal to exit"));
+
+    assertEquals(0, tally.lost + tally.hung, "each ended with an error a client can read");
+    assertEquals(4, tally.failedClearly);
+    assertEquals(0, running.worker().process.exitValue(), running.worker().finalOutput());
+    eventually("the upstream saw every request cancelled", () -> upstream.inFlight() == 0);
+    eventually("no slot is held", () -> {
+      try {
+        return cluster.state(running.server()).path("workers").isEmpty();
+      } catch (Exception e) {
+        return false;
+      }
+    });
+  }
+
+  @Test
   void aServerSigtermFinishesItsRequestsRefusesNewOnesAndExitsZero() throws Exception {
-    Running running = fourStreams("--drain-timeout", "20s");
+    Running running = fourStreams(List.of("--drain-timeout", "20s"), List.of());
     Cluster.Server server = running.server();
     List<CompletableFuture<HttpResponse<String>>> inFlight = running.streams();
     long signalled = System.nanoTime();
@@ -92,7 +119,7 @@ class SignalFaultsTest {
   @Test
   void aServerSigtermPastItsDrainTimeoutEndsTheRestClearlyAndExitsZero() throws Exception {
     upstream.behave(upstream.behavior().withTokens(200, 50));
-    Running running = fourStreams("--drain-timeout", "1s");
+    Running running = fourStreams(List.of("--drain-timeout", "1s"), List.of());
     Cluster.Server server = running.server();
     List<CompletableFuture<HttpResponse<String>>> inFlight = running.streams();
     long signalled = System.nanoTime();
