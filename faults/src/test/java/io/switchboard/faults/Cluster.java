@@ -158,13 +158,13 @@ final class Cluster implements AutoCloseable, AfterEachCallback {
 
   /** Processes this JVM started, and theirs, that are still there (zombies included). */
   private List<ProcessHandle> leftovers() {
-    List<ProcessHandle> left = new ArrayList<>(ProcessHandle.current().descendants().filter(p -> !isReader(p)).toList());
+    List<ProcessHandle> left = new ArrayList<>(ProcessHandle.current().descendants().filter(p -> !isKillHelper(p)).toList());
     orphans.stream().filter(ProcessHandle::isAlive).filter(p -> !left.contains(p)).forEach(left::add);
     return left;
   }
 
   /** The {@code kill} helpers the suite runs for signals finish at once and are not what is looked for. */
-  private static boolean isReader(ProcessHandle p) {
+  private static boolean isKillHelper(ProcessHandle p) {
     return p.info().command().map(c -> c.endsWith(File.separator + "kill")).orElse(false);
   }
 
