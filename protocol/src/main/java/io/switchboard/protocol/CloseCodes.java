@@ -18,8 +18,6 @@ public final class CloseCodes {
   public static final short REPLACED = 4008;
   /** The peer sent nothing for three heartbeat intervals. */
   public static final short HEARTBEAT_TIMEOUT = 4009;
-  /** The server is draining and takes no new connection. */
-  public static final short SERVER_DRAINING = 4010;
   /** A lane landed on an event loop that one of the worker's connections is on already: dial again. */
   public static final short LANE_TAKEN = 4011;
 

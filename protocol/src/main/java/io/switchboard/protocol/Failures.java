@@ -10,8 +10,6 @@ public final class Failures {
   public static final String WORKER_DRAINING = "worker_draining";
   /** The connection to the worker was lost. Safe to retry elsewhere when nothing was sent yet. */
   public static final String WORKER_LOST = "worker_lost";
-  /** The worker got a request it cannot run (bad frames, unknown method). */
-  public static final String BAD_REQUEST = "bad_request";
 
   private Failures() {}
 

@@ -12,19 +12,6 @@ public interface ManagedModels {
   /** A managed model as the models list shows it. */
   record Entry(String id, long created, String status) {}
 
-  /** None: every model is served by workers alone. */
-  ManagedModels NONE = new ManagedModels() {
-    @Override
-    public Future<Void> prepare(String model) {
-      return Future.succeededFuture();
-    }
-
-    @Override
-    public List<Entry> list() {
-      return List.of();
-    }
-  };
-
   /**
    * Completes once requests for {@code model} can be routed: at once for a model this does not manage
    * or one that runs, after an on-demand start otherwise. Fails with an
