@@ -324,10 +324,8 @@ public final class SwitchboardServer {
 
   private void failure(RoutingContext ctx) {
     ApiError error;
-    if (ctx.failure() instanceof ApiException api) {
-      error = api.error();
-    } else if (ctx.failure() != null && Database.unreachable(ctx.failure())) {
-      error = ApiError.databaseUnavailable();
+    if (ctx.failure() instanceof ApiException || ctx.failure() != null && Database.unreachable(ctx.failure())) {
+      error = ApiException.of(ctx.failure());
     } else if (ctx.statusCode() == 413) {
       error = ApiError.tooLarge(config.maxBodyBytes());
     } else if (ctx.statusCode() == 400) {

@@ -5,7 +5,6 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.switchboard.server.http.ApiException;
-import io.vertx.core.Future;
 import io.vertx.core.Vertx;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -116,8 +115,7 @@ class LlmRouterTest {
 
     Lease again = granted(router.acquire("m", Set.of(), null));
     LlmRouter.Ticket late = router.acquire("m", Set.of(), null);
-    Future<Lease> waited = late.future();
-    waited.otherwiseEmpty().await();
+    late.future().otherwiseEmpty().await();
     assertEquals("queue_timeout", refusal(late));
     again.release();
   }
