@@ -1,8 +1,9 @@
 package io.switchboard.protocol;
 
+import io.netty.channel.ChannelHandlerContext;
 import io.netty.handler.flush.FlushConsolidationHandler;
+import io.switchboard.vertx.VertxInternals;
 import io.vertx.core.http.WebSocket;
-import io.vertx.core.internal.http.WebSocketInternal;
 
 /**
  * Makes the frames written to a worker's WebSocket in one turn of its event loop leave
@@ -20,8 +21,9 @@ public final class FlushCoalescing {
 
   /** Installs it on {@code ws}; does nothing on a socket that is not Vert.x's own kind. */
   public static void enable(WebSocket ws) {
-    if (ws instanceof WebSocketInternal internal) {
-      internal.channelHandlerContext().pipeline().addFirst("flush-coalescing", new FlushConsolidationHandler(MAX_HELD_FLUSHES, true));
+    ChannelHandlerContext channel = VertxInternals.channel(ws);
+    if (channel != null) {
+      channel.pipeline().addFirst("flush-coalescing", new FlushConsolidationHandler(MAX_HELD_FLUSHES, true));
     }
   }
 }

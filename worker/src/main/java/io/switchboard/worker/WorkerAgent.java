@@ -10,6 +10,8 @@ import io.switchboard.protocol.Failures;
 import io.switchboard.protocol.FlushCoalescing;
 import io.switchboard.protocol.WireCodec;
 import io.switchboard.protocol.WorkerMessage;
+import io.switchboard.vertx.CallerContext;
+import io.switchboard.vertx.VertxInternals;
 import io.switchboard.worker.backend.Backend;
 import io.switchboard.worker.backend.BackendCall;
 import io.switchboard.worker.backend.BackendRequest;
@@ -19,8 +21,6 @@ import io.vertx.core.Context;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
 import io.vertx.core.Vertx;
-import io.vertx.core.internal.ContextInternal;
-import io.vertx.core.internal.buffer.BufferInternal;
 import io.vertx.core.buffer.Buffer;
 import io.vertx.core.http.WebSocket;
 import io.vertx.core.http.WebSocketClient;
@@ -551,18 +551,6 @@ public final class WorkerAgent {
     }
   }
 
-  /**
-   * Runs on the agent's context: at once when already on its thread (the usual case for backend
-   * callbacks, which come from the context's own event loop, though not always through Vert.x).
-   */
-  private void onContext(Runnable action) {
-    if (((ContextInternal) context).inThread()) {
-      action.run();
-    } else {
-      context.runOnContext(v -> action.run());
-    }
-  }
-
   /** One request from the server: its body as it arrives, then the backend call and the answer going back. */
   private final class InboundRequest implements ResponseSink {
     private final WebSocket ws;
@@ -629,7 +617,7 @@ public final class WorkerAgent {
 
     @Override
     public void head(int status, HttpHeaders headers) {
-      onContext(() -> {
+      CallerContext.run(context, () -> {
         if (current()) {
           ws.writeTextMessage(WireCodec.encode(WorkerMessage.ResponseHead.of(meta.requestId(), status, headers)));
         }
@@ -638,14 +626,14 @@ public final class WorkerAgent {
 
     @Override
     public void chunk(Buffer data) {
-      onContext(() -> send(data));
+      CallerContext.run(context, () -> send(data));
     }
 
     /** On the agent's thread the lent bytes go straight into their frames, which copy them; elsewhere they are copied first. */
     @Override
     public void lentChunk(ByteBuf bytes) {
-      if (((ContextInternal) context).inThread()) {
-        send(BufferInternal.buffer(bytes));
+      if (VertxInternals.onThread(context)) {
+        send(VertxInternals.buffer(bytes));
       } else {
         ResponseSink.super.lentChunk(bytes);
       }
@@ -665,7 +653,7 @@ public final class WorkerAgent {
 
     @Override
     public void end(Failure failure) {
-      onContext(() -> {
+      CallerContext.run(context, () -> {
         if (!current()) {
           return;
         }

@@ -3,9 +3,9 @@ package io.switchboard.server.http;
 import io.netty.channel.ChannelDuplexHandler;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelPipeline;
+import io.switchboard.vertx.VertxInternals;
 import io.vertx.core.http.HttpConnection;
 import io.vertx.core.http.HttpVersion;
-import io.vertx.core.net.impl.ConnectionBase;
 
 /**
  * Holds an upgraded h2c connection's answer back until the client has spoken HTTP/2.
@@ -28,8 +28,9 @@ public final class H2cUpgradeHold extends ChannelDuplexHandler {
    * just made: Vert.x's upgrade handler ({@code h2c}) is still in its pipeline then.
    */
   public static void install(HttpConnection connection) {
-    if (connection.protocolVersion() == HttpVersion.HTTP_2 && connection instanceof ConnectionBase base) {
-      ChannelPipeline pipeline = base.channelHandlerContext().pipeline();
+    ChannelHandlerContext channel = VertxInternals.channel(connection);
+    if (connection.protocolVersion() == HttpVersion.HTTP_2 && channel != null) {
+      ChannelPipeline pipeline = channel.pipeline();
       if (pipeline.get("h2c") != null) {
         pipeline.addFirst("switchboard-h2c-hold", new H2cUpgradeHold());
       }

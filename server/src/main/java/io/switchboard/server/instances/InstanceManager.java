@@ -7,7 +7,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.switchboard.server.ServerConfig;
 import io.switchboard.server.http.ApiError;
 import io.switchboard.server.http.ApiException;
-import io.switchboard.server.http.CallerContext;
+import io.switchboard.vertx.CallerContext;
 import io.switchboard.server.instances.Instance.Status;
 import io.switchboard.server.llm.LlmRouter;
 import io.switchboard.server.llm.ManagedModels;

@@ -2,8 +2,8 @@ package io.switchboard.server.llm;
 
 import io.netty.buffer.ByteBuf;
 import io.netty.util.concurrent.FastThreadLocal;
+import io.switchboard.vertx.VertxInternals;
 import io.vertx.core.buffer.Buffer;
-import io.vertx.core.internal.buffer.BufferInternal;
 
 /**
  * A buffer's bytes as an array, so that JSON is scanned without being decoded to text: read where
@@ -24,7 +24,7 @@ record BufferBytes(byte[] array, int start, int end) {
   };
 
   static BufferBytes of(Buffer data) {
-    return of(((BufferInternal) data).getByteBuf());
+    return of(VertxInternals.byteBuf(data));
   }
 
   static BufferBytes of(ByteBuf buf) {

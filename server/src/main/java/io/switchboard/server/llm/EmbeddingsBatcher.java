@@ -9,7 +9,7 @@ import io.netty.handler.codec.http.HttpHeaderNames;
 import io.netty.handler.codec.http.HttpHeaders;
 import io.switchboard.server.http.ApiError;
 import io.switchboard.server.http.ApiException;
-import io.switchboard.server.http.CallerContext;
+import io.switchboard.vertx.CallerContext;
 import io.switchboard.worker.backend.BackendRequest;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;

@@ -30,9 +30,9 @@ import io.switchboard.server.http.Admission;
 import io.switchboard.server.http.ApiError;
 import io.switchboard.server.http.ApiException;
 import io.switchboard.server.http.ApiKeyAuth;
+import io.switchboard.vertx.VertxInternals;
 import io.switchboard.worker.backend.BackendCall;
 import io.vertx.core.buffer.Buffer;
-import io.vertx.core.internal.buffer.BufferInternal;
 import java.net.InetSocketAddress;
 import java.net.SocketAddress;
 import java.nio.charset.StandardCharsets;
@@ -297,7 +297,7 @@ final class Http1InferenceHandler extends ChannelDuplexHandler {
     }
 
     void route() {
-      Buffer payload = BufferInternal.buffer(body == null ? Unpooled.EMPTY_BUFFER : body);
+      Buffer payload = VertxInternals.buffer(body == null ? Unpooled.EMPTY_BUFFER : body);
       body = null;
       Map<String, String> headers = LlmPlugin.forwardedHeaders(request.headers()::get);
       requestId = headers.get(LlmPlugin.REQUEST_ID);
@@ -374,7 +374,7 @@ final class Http1InferenceHandler extends ChannelDuplexHandler {
         ctx.executor().execute(() -> chunk(data));
         return;
       }
-      relay(((BufferInternal) data).getByteBuf());
+      relay(VertxInternals.byteBuf(data));
     }
 
     /**
@@ -434,7 +434,7 @@ final class Http1InferenceHandler extends ChannelDuplexHandler {
       if (!headSent) {
         end(errorResponse(error));
       } else if (eventStream) {
-        end(lastContent(((BufferInternal) error.toSseEvent()).getByteBuf()));
+        end(lastContent(VertxInternals.byteBuf(error.toSseEvent())));
       } else {
         // Part of another answer is out already: cutting the connection is all that tells the client.
         ended = true;

@@ -3,7 +3,7 @@ package io.switchboard.server.llm;
 import io.netty.handler.codec.http.HttpHeaderNames;
 import io.netty.handler.codec.http.HttpHeaders;
 import io.switchboard.server.http.ApiError;
-import io.switchboard.server.http.CallerContext;
+import io.switchboard.vertx.CallerContext;
 import io.switchboard.worker.backend.BackendCall;
 import io.vertx.core.Context;
 import io.vertx.core.buffer.Buffer;

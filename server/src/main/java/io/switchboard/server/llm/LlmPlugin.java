@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelPipeline;
 import io.netty.handler.codec.http.HttpHeaderNames;
 import io.netty.handler.flush.FlushConsolidationHandler;
@@ -16,6 +17,7 @@ import io.switchboard.server.http.ApiException;
 import io.switchboard.server.http.ApiKeyAuth;
 import io.switchboard.server.http.Secret;
 import io.switchboard.server.metrics.Metrics;
+import io.switchboard.vertx.VertxInternals;
 import io.switchboard.worker.backend.BackendCall;
 import io.switchboard.worker.backend.BackendRequest;
 import io.switchboard.worker.backend.UpstreamBackend;
@@ -26,7 +28,6 @@ import io.vertx.core.buffer.Buffer;
 import io.vertx.core.http.HttpConnection;
 import io.vertx.core.http.HttpServerResponse;
 import io.vertx.core.http.HttpVersion;
-import io.vertx.core.net.impl.ConnectionBase;
 import io.vertx.ext.web.Router;
 import io.vertx.ext.web.RoutingContext;
 import java.io.IOException;
@@ -193,7 +194,8 @@ public final class LlmPlugin {
 
   private void connect(RoutingContext ctx) {
     // The router hands out a wrapped socket; the connection underneath knows its event loop.
-    EventExecutor loop = ctx.request().connection() instanceof ConnectionBase base ? base.channelHandlerContext().executor() : null;
+    ChannelHandlerContext channel = VertxInternals.channel(ctx.request().connection());
+    EventExecutor loop = channel == null ? null : channel.executor();
     ctx.request().toWebSocket()
         .onSuccess(ws -> new WorkerConnection(vertx, ws, loop, router, connectionSettings).start())
         .onFailure(e -> log.debug("worker WebSocket upgrade failed: {}", e.getMessage()));
@@ -206,9 +208,10 @@ public final class LlmPlugin {
   public void install(HttpConnection connection) {
     // An h2c upgrade hands over an HTTP/2 connection while its HTTP/1.1 decoder is still in place:
     // the version, not the decoder, says which kind it is.
-    if (inferenceHandler != null && connection.protocolVersion() != HttpVersion.HTTP_2 && connection instanceof ConnectionBase base
-        && base.channelHandlerContext().pipeline().get("httpDecoder") != null) {
-      ChannelPipeline pipeline = base.channelHandlerContext().pipeline();
+    ChannelHandlerContext channel = VertxInternals.channel(connection);
+    if (inferenceHandler != null && connection.protocolVersion() != HttpVersion.HTTP_2 && channel != null
+        && channel.pipeline().get("httpDecoder") != null) {
+      ChannelPipeline pipeline = channel.pipeline();
       // Ahead of Vert.x's WebSocket-extension handler, which would only look at our requests and
       // answers and pass them on. Not further up: the connection's first request is already on its
       // way out of the h2c handler, which sits above.

@@ -10,7 +10,7 @@ import io.switchboard.protocol.RelayMessage;
 import io.switchboard.relay.McpSession;
 import io.switchboard.server.ServerConfig;
 import io.switchboard.server.http.Admission;
-import io.switchboard.server.http.CallerContext;
+import io.switchboard.vertx.CallerContext;
 import io.switchboard.server.http.Secret;
 import io.switchboard.server.http.WebSocketOnly;
 import io.switchboard.server.metrics.Metrics;

@@ -4,7 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import io.switchboard.protocol.CloseCodes;
 import io.switchboard.protocol.RelayMessage;
 import io.switchboard.protocol.WireCodec;
-import io.switchboard.server.http.CallerContext;
+import io.switchboard.vertx.CallerContext;
 import io.switchboard.server.http.ClientKeyPolicy;
 import io.switchboard.server.http.DialInWatch;
 import io.switchboard.server.http.Secret;

@@ -3,7 +3,7 @@ package io.switchboard.server.state;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.switchboard.server.http.ApiError;
-import io.switchboard.server.http.CallerContext;
+import io.switchboard.vertx.CallerContext;
 import io.vertx.core.Context;
 import io.vertx.core.Handler;
 import io.vertx.core.Vertx;

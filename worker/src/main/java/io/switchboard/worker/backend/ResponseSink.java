@@ -3,8 +3,8 @@ package io.switchboard.worker.backend;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.Unpooled;
 import io.netty.handler.codec.http.HttpHeaders;
+import io.switchboard.vertx.VertxInternals;
 import io.vertx.core.buffer.Buffer;
-import io.vertx.core.internal.buffer.BufferInternal;
 
 /** Where a backend's answer goes, as it arrives. */
 public interface ResponseSink {
@@ -30,7 +30,7 @@ public interface ResponseSink {
 
   /** Lent bytes made the receiver's own: a heap copy that outlives the call. */
   static Buffer copyOf(ByteBuf lent) {
-    return BufferInternal.buffer(Unpooled.copiedBuffer(lent));
+    return VertxInternals.buffer(Unpooled.copiedBuffer(lent));
   }
 
   /** The answer is complete when {@code failure} is null; otherwise it broke off for that reason. */

@@ -30,16 +30,14 @@ import io.netty.handler.ssl.SslContextBuilder;
 import io.netty.handler.ssl.SslHandler;
 import io.netty.util.AsciiString;
 import io.netty.util.ReferenceCountUtil;
-import io.netty.util.concurrent.EventExecutor;
 import io.netty.util.concurrent.ScheduledFuture;
-import io.netty.util.internal.ThreadExecutorMap;
 import io.switchboard.protocol.Failures;
+import io.switchboard.vertx.CallerContext;
+import io.switchboard.vertx.VertxInternals;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
 import io.vertx.core.Vertx;
 import io.vertx.core.buffer.Buffer;
-import io.vertx.core.internal.VertxInternal;
-import io.vertx.core.internal.buffer.BufferInternal;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.net.URI;
@@ -86,7 +84,7 @@ public final class UpstreamBackend implements Backend {
   private final String authorization;
   private final List<String> fixedModels;
   private final long idleTimeoutNanos;
-  private final VertxInternal vertx;
+  private final Vertx vertx;
   private final SslContext ssl;
   private final Map<EventLoop, LoopConnections> loops = new ConcurrentHashMap<>();
   private volatile boolean closed;
@@ -108,7 +106,7 @@ public final class UpstreamBackend implements Backend {
     this.authorization = apiKey == null || apiKey.isBlank() ? null : "Bearer " + apiKey;
     this.fixedModels = List.copyOf(fixedModels);
     this.idleTimeoutNanos = idleTimeout.toNanos();
-    this.vertx = (VertxInternal) vertx;
+    this.vertx = vertx;
     this.ssl = https ? clientSsl() : null;
   }
 
@@ -140,7 +138,8 @@ public final class UpstreamBackend implements Backend {
       call.end(new Failure(Failures.UPSTREAM_UNREACHABLE, "upstream " + baseUrl + " is closed"));
       return call;
     }
-    EventLoop loop = callingLoop();
+    // The caller's own loop, so that the answer comes back on it; any loop for other callers.
+    EventLoop loop = VertxInternals.callingLoop(vertx);
     LoopConnections connections = loops.computeIfAbsent(loop, LoopConnections::new);
     if (loop.inEventLoop()) {
       connections.send(request, call, true);
@@ -150,22 +149,13 @@ public final class UpstreamBackend implements Backend {
     return call;
   }
 
-  /** The event loop the caller runs on, so that the answer comes back on it; any loop for other callers. */
-  private EventLoop callingLoop() {
-    EventExecutor current = ThreadExecutorMap.currentExecutor();
-    if (current instanceof EventLoop loop && loop.parent() == vertx.nettyEventLoopGroup()) {
-      return loop;
-    }
-    return vertx.nettyEventLoopGroup().next();
-  }
-
   @Override
   public Future<List<String>> models() {
     if (!fixedModels.isEmpty()) {
       return Future.succeededFuture(fixedModels);
     }
     // Completed on the caller's context, as Vert.x's own client would: the answer is read on a bare Netty loop.
-    Promise<List<String>> models = vertx.getOrCreateContext().promise();
+    Promise<List<String>> models = CallerContext.promise(vertx);
     Buffer body = Buffer.buffer();
     int[] status = {0};
     BackendCall call = call(new BackendRequest("GET", "/models", Map.of("Accept", "application/json"), false, Buffer.buffer()),
@@ -230,7 +220,7 @@ public final class UpstreamBackend implements Backend {
   }
 
   private FullHttpRequest encode(BackendRequest request) {
-    ByteBuf body = request.body().length() == 0 ? Unpooled.EMPTY_BUFFER : ((BufferInternal) request.body()).getByteBuf();
+    ByteBuf body = request.body().length() == 0 ? Unpooled.EMPTY_BUFFER : VertxInternals.byteBuf(request.body());
     // A request carries no trailers: the shared empty set spares a header table per request.
     HttpHeaders headers = DefaultHttpHeadersFactory.headersFactory().newHeaders();
     FullHttpRequest out = new DefaultFullHttpRequest(HttpVersion.HTTP_1_1, HttpMethod.valueOf(request.method()),
@@ -292,12 +282,12 @@ public final class UpstreamBackend implements Backend {
 
     LoopConnections(EventLoop loop) {
       this.loop = loop;
-      this.bootstrap = new Bootstrap().group(loop).channelFactory(vertx.transport().channelFactory(false))
+      this.bootstrap = new Bootstrap().group(loop).channelFactory(VertxInternals.socketChannels(vertx))
           .option(ChannelOption.TCP_NODELAY, true)
           .option(ChannelOption.SO_KEEPALIVE, true)
           .option(ChannelOption.CONNECT_TIMEOUT_MILLIS, CONNECT_TIMEOUT_MS)
           // Vert.x's resolver looks names up without blocking the loop, as its own clients do.
-          .resolver(vertx.nameResolver().nettyAddressResolverGroup());
+          .resolver(VertxInternals.resolver(vertx));
       long every = Math.clamp(idleTimeoutNanos / 4, TimeUnit.MILLISECONDS.toNanos(50), TimeUnit.SECONDS.toNanos(1));
       this.sweep = loop.scheduleAtFixedRate(this::sweep, every, every, TimeUnit.NANOSECONDS);
     }

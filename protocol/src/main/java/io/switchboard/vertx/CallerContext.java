@@ -1,9 +1,8 @@
-package io.switchboard.server.http;
+package io.switchboard.vertx;
 
 import io.vertx.core.Context;
 import io.vertx.core.Promise;
 import io.vertx.core.Vertx;
-import io.vertx.core.internal.ContextInternal;
 
 /**
  * Brings an answer that another thread produced back to the context of the request it is for.
@@ -22,12 +21,12 @@ public final class CallerContext {
    * run on that context.
    */
   public static <T> Promise<T> promise(Vertx vertx) {
-    return ((ContextInternal) vertx.getOrCreateContext()).promise();
+    return VertxInternals.promiseOnCaller(vertx);
   }
 
   /** Runs {@code action} now when on {@code context}'s thread, else on that thread, in order. */
   public static void run(Context context, Runnable action) {
-    if (((ContextInternal) context).inThread()) {
+    if (VertxInternals.onThread(context)) {
       action.run();
     } else {
       context.runOnContext(v -> action.run());
