@@ -6,11 +6,10 @@ import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.JsonDeserializer;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.PropertyNamingStrategies;
-import com.fasterxml.jackson.databind.json.JsonMapper;
 import com.fasterxml.jackson.databind.module.SimpleModule;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
+import io.switchboard.protocol.Json;
 import io.switchboard.server.Durations;
 import java.io.IOException;
 import java.lang.reflect.RecordComponent;
@@ -36,8 +35,8 @@ public final class ConfigLoader {
 
   public ConfigLoader(Map<String, String> env) {
     SimpleModule durations = new SimpleModule().addDeserializer(Duration.class, new DurationDeserializer());
-    this.mapper = JsonMapper.builder()
-        .propertyNamingStrategy(PropertyNamingStrategies.SNAKE_CASE)
+    // A config file's unknown key is a typo to report, not a newer peer's field to skip.
+    this.mapper = Json.MAPPER.rebuild()
         .enable(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES)
         .addModule(durations)
         .build();

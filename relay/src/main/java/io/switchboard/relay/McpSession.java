@@ -11,6 +11,7 @@ import io.modelcontextprotocol.spec.McpSchema;
 import io.modelcontextprotocol.spec.McpTransportSessionNotFoundException;
 import io.modelcontextprotocol.spec.ProtocolVersions;
 import io.switchboard.protocol.BuildInfo;
+import io.switchboard.protocol.Json;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.time.Duration;
@@ -35,7 +36,7 @@ import reactor.core.publisher.Mono;
 public final class McpSession implements AutoCloseable {
 
   private static final Logger log = LoggerFactory.getLogger(McpSession.class);
-  private static final ObjectMapper JSON = new ObjectMapper();
+  private static final ObjectMapper JSON = Json.MAPPER;
 
   /** A JSON-RPC error code of this relay: the MCP server failed or could not be reached. */
   public static final int SERVER_ERROR = -32603;

@@ -3,19 +3,20 @@ package io.switchboard.relay;
 import com.fasterxml.jackson.databind.JsonNode;
 import io.switchboard.protocol.BuildInfo;
 import io.switchboard.protocol.CloseCodes;
+import io.switchboard.protocol.Credentials;
+import io.switchboard.protocol.DialIn;
 import io.switchboard.protocol.DialUrl;
 import io.switchboard.protocol.RelayMessage;
+import io.switchboard.protocol.Secret;
 import io.switchboard.protocol.WireCodec;
 import io.vertx.core.Context;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
 import io.vertx.core.Vertx;
 import io.vertx.core.http.WebSocket;
-import io.vertx.core.http.WebSocketClient;
 import io.vertx.core.http.WebSocketClientOptions;
-import io.vertx.core.http.WebSocketConnectOptions;
 import java.nio.charset.StandardCharsets;
-import java.security.MessageDigest;
+import java.time.Duration;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -32,34 +33,31 @@ public final class RelayAgent {
 
   private final Vertx vertx;
   private final RelayConfig config;
+  /** The token the relay's clients must send, hashed; null when they need none. */
+  private final Secret authToken;
   private final McpSession session;
   private final Context context;
-  private final WebSocketClient client;
-  private final WebSocketConnectOptions connectOptions;
+  private final DialIn dialIn;
   private final Promise<Void> firstRegistration = Promise.promise();
-  private WebSocket socket;
   private volatile String relayId;
   private volatile int maxMessageBytes = 1 << 20;
-  private long backoffMs = 1000;
-  private long heartbeatTimer = -1;
-  private long lastHeard;
-  private long heartbeatMs = 5000;
   private boolean stopped;
 
   public RelayAgent(Vertx vertx, RelayConfig config, McpSession session) {
     this.vertx = vertx;
     this.config = config;
+    this.authToken = Secret.ofNullable(config.authToken());
     this.session = session;
     this.context = vertx.getOrCreateContext();
     this.relayId = config.relayId();
-    this.client = vertx.createWebSocketClient(new WebSocketClientOptions().setMaxFrameSize(16 << 20)
-        .setMaxMessageSize(16 << 20).setConnectTimeout(15_000));
-    this.connectOptions = DialUrl.connectOptions(config.serverUrl(), "/api/mcp/connect");
+    this.dialIn = new DialIn(vertx, new WebSocketClientOptions().setMaxFrameSize(16 << 20).setMaxMessageSize(16 << 20)
+        .setConnectTimeout(15_000), DialUrl.connectOptions(config.serverUrl(), "/api/mcp/connect"), Duration.ofSeconds(1),
+        config.reconnectMax(), 5_000, new Connection());
   }
 
   /** Connects; completes at the first registration, or fails when the server refuses the relay for good. */
   public Future<Void> start() {
-    context.runOnContext(v -> connect());
+    context.runOnContext(v -> dialIn.connect());
     return firstRegistration.future();
   }
 
@@ -72,38 +70,45 @@ public final class RelayAgent {
     Promise<Void> done = Promise.promise();
     context.runOnContext(v -> {
       stopped = true;
-      if (heartbeatTimer >= 0) {
-        vertx.cancelTimer(heartbeatTimer);
-      }
-      Future<Void> close = socket == null ? Future.succeededFuture() : socket.close(CloseCodes.NORMAL, "relay stopping");
-      close.eventually(client::close).onComplete(ar -> done.complete());
+      dialIn.close(CloseCodes.NORMAL, "relay stopping").onComplete(ar -> done.complete());
     });
     return done.future();
   }
 
-  private void connect() {
-    if (stopped) {
-      return;
-    }
-    client.connect(connectOptions).onComplete(ar -> {
-      if (ar.failed()) {
-        log.warn("cannot connect to {}: {}; retrying in {} ms", DialUrl.describe(connectOptions), ar.cause().getMessage(), backoffMs);
-        reconnectLater();
-        return;
-      }
-      WebSocket ws = ar.result();
-      socket = ws;
-      lastHeard = System.nanoTime();
+  /** The WebSocket's life, as the dial-in reports it. */
+  private final class Connection implements DialIn.Agent {
+    @Override
+    public void opened(WebSocket ws) {
       ws.textMessageHandler(text -> onText(ws, text));
-      ws.closeHandler(v -> onClose(ws));
       ws.exceptionHandler(e -> log.debug("relay connection error: {}", e.getMessage()));
       ws.writeTextMessage(WireCodec.encode(new RelayMessage.Register(relayId, config.name(), config.clientKey(),
           BuildInfo.current().version())));
-    });
+    }
+
+    @Override
+    public void beat(WebSocket ws) {
+      ws.writeTextMessage(WireCodec.encode(new RelayMessage.Heartbeat(System.currentTimeMillis())));
+    }
+
+    @Override
+    public void lost(WebSocket ws) {
+      // Calls in flight answer into a closed socket, which drops them; the server has failed them already.
+    }
+
+    @Override
+    public void rejected(short code, String reason) {
+      stopped = true;
+      firstRegistration.tryFail("refused by the server: " + reason);
+    }
+
+    @Override
+    public boolean leaving() {
+      return stopped;
+    }
   }
 
   private void onText(WebSocket ws, String text) {
-    lastHeard = System.nanoTime();
+    dialIn.heard();
     RelayMessage message;
     try {
       message = WireCodec.decodeRelay(text);
@@ -115,10 +120,8 @@ public final class RelayAgent {
       case RelayMessage.Registered registered -> {
         relayId = registered.id();
         maxMessageBytes = registered.maxMessageBytes();
-        heartbeatMs = registered.heartbeatIntervalMs();
-        backoffMs = 1000;
-        armHeartbeat(ws);
-        log.info("registered with {} as relay {}", DialUrl.describe(connectOptions), relayId);
+        dialIn.registered(registered.heartbeatIntervalMs());
+        log.info("registered with {} as relay {}", dialIn.url(), relayId);
         firstRegistration.tryComplete();
       }
       case RelayMessage.Rpc rpc -> Thread.ofVirtual().start(() -> answer(ws, rpc));
@@ -130,7 +133,7 @@ public final class RelayAgent {
   private void answer(WebSocket ws, RelayMessage.Rpc rpc) {
     JsonNode id = rpc.payload().get("id");
     RelayMessage.RpcResult result;
-    if (config.authToken() != null && !tokenMatches(rpc.auth())) {
+    if (authToken != null && !authToken.matches(Credentials.bearer(rpc.auth()))) {
       result = new RelayMessage.RpcResult(rpc.req(), 401, McpSession.error(id, UNAUTHORIZED,
           "this MCP relay needs 'Authorization: Bearer <token>'"));
     } else {
@@ -151,51 +154,5 @@ public final class RelayAgent {
         ws.writeTextMessage(frame);
       }
     });
-  }
-
-  private boolean tokenMatches(String auth) {
-    String expected = "Bearer " + config.authToken();
-    return auth != null && MessageDigest.isEqual(expected.getBytes(StandardCharsets.UTF_8), auth.getBytes(StandardCharsets.UTF_8));
-  }
-
-  private void armHeartbeat(WebSocket ws) {
-    if (heartbeatTimer >= 0) {
-      vertx.cancelTimer(heartbeatTimer);
-    }
-    heartbeatTimer = vertx.setPeriodic(heartbeatMs, t -> {
-      if (System.nanoTime() - lastHeard > 3_000_000L * heartbeatMs) {
-        log.warn("no word from the server for {} ms; reconnecting", 3 * heartbeatMs);
-        ws.close();
-        return;
-      }
-      ws.writeTextMessage(WireCodec.encode(new RelayMessage.Heartbeat(System.currentTimeMillis())));
-    });
-  }
-
-  private void onClose(WebSocket ws) {
-    if (ws != socket) {
-      return;
-    }
-    if (heartbeatTimer >= 0) {
-      vertx.cancelTimer(heartbeatTimer);
-      heartbeatTimer = -1;
-    }
-    Short code = ws.closeStatusCode();
-    if (code != null && CloseCodes.permanent(code)) {
-      log.error("the server refused this relay for good ({} {}); stopping", code, ws.closeReason());
-      stopped = true;
-      firstRegistration.tryFail("refused by the server: " + ws.closeReason());
-      return;
-    }
-    if (!stopped) {
-      log.warn("disconnected from the server ({}); reconnecting in {} ms", code, backoffMs);
-      reconnectLater();
-    }
-  }
-
-  private void reconnectLater() {
-    long wait = backoffMs;
-    backoffMs = Math.min(backoffMs * 2, config.reconnectMax().toMillis());
-    vertx.setTimer(wait, t -> connect());
   }
 }

@@ -1,16 +1,16 @@
 package io.switchboard.server;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
 import io.netty.handler.codec.http.TooLongHttpHeaderException;
 import io.netty.handler.codec.http.TooLongHttpLineException;
 import io.switchboard.protocol.BuildInfo;
+import io.switchboard.server.auth.Authenticator;
 import io.switchboard.server.docs.ApiDocs;
 import io.switchboard.server.http.Admission;
 import io.switchboard.server.http.ApiError;
 import io.switchboard.server.http.ApiException;
-import io.switchboard.server.http.ApiKeyAuth;
+import io.switchboard.server.http.Capability;
 import io.switchboard.server.http.H2cUpgradeHold;
-import io.switchboard.server.http.Secret;
+import io.switchboard.server.http.Mount;
 import io.switchboard.server.instances.InstanceManager;
 import io.switchboard.server.instances.InstanceRoutes;
 import io.switchboard.server.llm.LlmPlugin;
@@ -68,13 +68,10 @@ public final class SwitchboardServer {
   private final Admission admission = new Admission();
   private final Database database;
   private final LlmPlugin llm;
-  private final InstanceManager instances;
-  private final InstanceRoutes instanceRoutes;
-  private final McpPlugin mcp;
   private final Router web;
   private final Router metricsWeb;
-  private final StateRoutes state;
-  private final Metrics metrics = new Metrics();
+  /** In the order they start; they stop in the reverse one. */
+  private final List<Capability> capabilities;
   private String deploymentId;
   private boolean closed;
   private HttpServer metricsServer;
@@ -84,68 +81,34 @@ public final class SwitchboardServer {
     this.vertx = vertx;
     this.config = config;
     this.database = database;
-    ObjectMapper json = new ObjectMapper();
+    Metrics metrics = new Metrics();
     LlmRouter router = new LlmRouter(vertx, config.queueSize(), config.queueTimeout());
-    this.instances = new InstanceManager(vertx, router, database.jdbi(), json, config);
-    this.llm = new LlmPlugin(vertx, config, json, router, instances, metrics, EVENT_LOOPS);
-    this.instanceRoutes = new InstanceRoutes(vertx, instances, json, config.llamaServer());
-    this.mcp = new McpPlugin(vertx, config, database.jdbi(), metrics);
-    registerGauges(router);
-    MetricsRoutes metricsRoutes = new MetricsRoutes(metrics, config.modelPrices(), () -> metricsStatus(router));
+    InstanceManager instances = new InstanceManager(vertx, router, database, config, metrics);
+    this.llm = new LlmPlugin(vertx, config, router, instances, metrics, EVENT_LOOPS);
+    McpPlugin mcp = new McpPlugin(vertx, config, database, metrics);
+    this.capabilities = List.of(
+        new SystemRoutes(),
+        new ApiDocs(),
+        llm,
+        new InstanceRoutes(vertx, instances, config.llamaServer()),
+        mcp,
+        new MetricsRoutes(metrics, config.modelPrices(), () -> metricsStatus(router, instances)),
+        new StateRoutes(vertx, List.of(new LlmState(router, instances, metrics, this::status), mcp)));
     this.web = Router.router(vertx);
-    web.route().handler(BodyHandler.create(false).setBodyLimit(config.maxBodyBytes()));
-    SystemRoutes.mount(web, admission);
-    ApiDocs.mount(web);
-    llm.mount(web, new ApiKeyAuth(inferenceKeys(config), false), admission);
-    instanceRoutes.mount(web, new ApiKeyAuth(managementKeys(config), true));
-    mcp.mount(web, admission, new ApiKeyAuth(inferenceKeys(config), false), new ApiKeyAuth(managementKeys(config), false));
-    metricsRoutes.mountJson(web, new ApiKeyAuth(inferenceKeys(config), false));
-    this.state = new StateRoutes(vertx, List.of(new LlmState(router, instances, metrics, this::status), mcp));
-    state.mount(web, new ApiKeyAuth(inferenceKeys(config), false));
     this.metricsWeb = config.metricsPort() == null ? web : Router.router(vertx);
-    metricsRoutes.mountPrometheus(metricsWeb);
+    web.route().handler(BodyHandler.create(false).setBodyLimit(config.maxBodyBytes()));
+    Mount mount = new Mount(web, metricsWeb, new Authenticator(config), admission);
+    capabilities.forEach(capability -> capability.mount(mount));
     web.route().last().handler(ctx -> ApiError.notFound("no route for " + ctx.request().method() + " " + ctx.request().path())
         .send(ctx.response()));
     web.route().failureHandler(this::failure);
   }
 
-  private void registerGauges(LlmRouter router) {
-    metrics.gauge("switchboard.queue.length", "Requests waiting for a free worker slot", router::queued);
-    metrics.gaugeRows("switchboard.worker.in.flight", "Requests running on each worker",
-        () -> router.workers().stream().map(w -> new Metrics.Row(Map.of("worker", w.id()), router.inFlight(w))).toList());
-    metrics.gaugeRows("switchboard.worker.max.concurrency", "How many requests each worker may run at once",
-        () -> router.workers().stream().map(w -> new Metrics.Row(Map.of("worker", w.id()), w.maxConcurrency())).toList());
-    metrics.gaugeRows("switchboard.instance.status", "1 for each instance in its current status",
-        () -> instances.list().stream().map(i -> new Metrics.Row(Map.of("instance", i.id(), "status", i.status()), 1)).toList());
-    metrics.gaugeRows("switchboard.relay.in.flight", "MCP calls waiting on each relay", mcp::relayRows);
-  }
-
-  private MetricsRoutes.Status metricsStatus(LlmRouter router) {
+  private MetricsRoutes.Status metricsStatus(LlmRouter router, InstanceManager instances) {
     Map<String, String> models = new TreeMap<>();
     router.models().forEach(model -> models.put(model.id(), "available"));
     instances.list().forEach(instance -> models.put(instance.id(), instance.status()));
     return new MetricsRoutes.Status(admission.draining() ? "draining" : "online", models, router.queued());
-  }
-
-  /**
-   * Management keys manage instances. Without any, the API key does; without that either, loopback
-   * clients do.
-   */
-  private static List<Secret> managementKeys(ServerConfig config) {
-    List<String> keys = !config.managementKeys().isEmpty() ? config.managementKeys()
-        : config.apiKey() == null ? List.of() : List.of(config.apiKey());
-    return keys.stream().map(Secret::ofNullable).toList();
-  }
-
-  /** The OpenAI endpoints take the API key, the inference keys and the management keys. */
-  private static List<Secret> inferenceKeys(ServerConfig config) {
-    List<String> keys = new ArrayList<>();
-    if (config.apiKey() != null) {
-      keys.add(config.apiKey());
-    }
-    keys.addAll(config.inferenceKeys());
-    keys.addAll(config.managementKeys());
-    return keys.stream().map(Secret::ofNullable).toList();
   }
 
   /**
@@ -156,7 +119,7 @@ public final class SwitchboardServer {
     Database database;
     try {
       Files.createDirectories(config.dataDir());
-      database = Database.open(config.databaseUrl(), config.dataDir());
+      database = Database.open(vertx, config.databaseUrl(), config.dataDir());
     } catch (IOException e) {
       return Future.failedFuture(new UncheckedIOException("cannot create data directory " + config.dataDir(), e));
     } catch (RuntimeException e) {
@@ -180,8 +143,11 @@ public final class SwitchboardServer {
         .setMaxWebSocketMessageSize(config.maxFrameBytes());
     int listenPort = config.port() == 0 ? -RANDOM_PORTS.incrementAndGet() : config.port();
     AtomicInteger boundPort = new AtomicInteger();
-    return llm.startLocalWorkers()
-        .compose(v -> instances.load())
+    Future<Void> started = Future.succeededFuture();
+    for (Capability capability : capabilities) {
+      started = started.compose(v -> capability.start());
+    }
+    return started
         .compose(v -> listenForMetrics())
         .compose(v -> vertx.deployVerticle(() -> new HttpVerticle(options, listenPort, boundPort), new DeploymentOptions().setInstances(EVENT_LOOPS)))
         .map(id -> {
@@ -285,36 +251,25 @@ public final class SwitchboardServer {
     return done.future();
   }
 
-  public InstanceManager instances() {
-    return instances;
-  }
-
   /**
-   * Closes the listener, stops the managed instances and closes the local worker's connections;
-   * requests in flight are cut.
+   * Closes the listener and stops the capabilities, last started first (managed instances end,
+   * local workers close their connections); requests in flight are cut.
    */
   public synchronized Future<Void> close() {
     if (closed) {
       return Future.succeededFuture();
     }
     closed = true;
-    state.close();
     Future<?> undeploy = deploymentId == null ? Future.succeededFuture() : vertx.undeploy(deploymentId);
     deploymentId = null;
     if (metricsServer != null) {
       undeploy = undeploy.eventually(metricsServer::close);
     }
-    return undeploy
-        .eventually(() -> vertx.executeBlocking(() -> {
-          instances.shutdown();
-          return null;
-        }, false))
-        .eventually(instanceRoutes::close)
-        .eventually(() -> vertx.executeBlocking(() -> {
-          mcp.close();
-          return null;
-        }, false))
-        .eventually(llm::close)
+    Future<?> stopped = undeploy;
+    for (Capability capability : capabilities.reversed()) {
+      stopped = stopped.eventually(capability::stop);
+    }
+    return stopped
         .eventually(() -> {
           database.close();
           return Future.succeededFuture();

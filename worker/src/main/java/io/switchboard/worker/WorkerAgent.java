@@ -1,29 +1,21 @@
 package io.switchboard.worker;
 
-import io.netty.buffer.ByteBuf;
-import io.netty.handler.codec.http.HttpHeaders;
 import io.switchboard.protocol.BuildInfo;
 import io.switchboard.protocol.CloseCodes;
 import io.switchboard.protocol.DataFrame;
+import io.switchboard.protocol.DialIn;
 import io.switchboard.protocol.DialUrl;
 import io.switchboard.protocol.Failures;
 import io.switchboard.protocol.FlushCoalescing;
 import io.switchboard.protocol.WireCodec;
 import io.switchboard.protocol.WorkerMessage;
-import io.switchboard.vertx.CallerContext;
-import io.switchboard.vertx.VertxInternals;
 import io.switchboard.worker.backend.Backend;
-import io.switchboard.worker.backend.BackendCall;
-import io.switchboard.worker.backend.BackendRequest;
-import io.switchboard.worker.backend.Failure;
-import io.switchboard.worker.backend.ResponseSink;
 import io.vertx.core.Context;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
 import io.vertx.core.Vertx;
 import io.vertx.core.buffer.Buffer;
 import io.vertx.core.http.WebSocket;
-import io.vertx.core.http.WebSocketClient;
 import io.vertx.core.http.WebSocketClientOptions;
 import io.vertx.core.http.WebSocketConnectOptions;
 import java.net.InetAddress;
@@ -55,9 +47,7 @@ public final class WorkerAgent {
   private final WorkerConfig config;
   private final Backend backend;
   private final Context context;
-  private final WebSocketClient client;
-  private final WebSocketConnectOptions connectOptions;
-  private final String connectUrl;
+  private final DialIn dialIn;
   private final Promise<Void> firstRegistration = Promise.promise();
   private final Promise<Void> terminated = Promise.promise();
   private final Map<Long, InboundRequest> active = new HashMap<>();
@@ -66,7 +56,6 @@ public final class WorkerAgent {
   /** WebSockets whose write queue is full: the answers they carry wait at their upstreams until it drains. */
   private final Set<WebSocket> fullSockets = new HashSet<>();
 
-  private WebSocket socket;
   private boolean registered;
   /** Lanes this registration may still dial: one refused for landing on a taken loop is dialed again, a few times. */
   private int laneDialsLeft;
@@ -77,11 +66,7 @@ public final class WorkerAgent {
    * not sent (the server has no worker to apply them to yet), so the answer to it sends what differs.
    */
   private List<String> registeredModels = List.of();
-  private long heartbeatMs = DEFAULT_HEARTBEAT_MS;
-  private long lastHeard;
-  private long heartbeatTimer = -1;
   private long pollTimer = -1;
-  private long backoffMs;
   private boolean draining;
   private boolean loading;
   private boolean stopped;
@@ -92,14 +77,12 @@ public final class WorkerAgent {
     this.backend = backend;
     this.context = vertx.getOrCreateContext();
     this.workerId = config.workerId();
-    this.backoffMs = config.reconnectInitial().toMillis();
-    this.client = vertx.createWebSocketClient(new WebSocketClientOptions()
+    this.dialIn = new DialIn(vertx, new WebSocketClientOptions()
         .setMaxFrameSize(config.maxFrameBytes())
         .setMaxMessageSize(config.maxFrameBytes())
         .setConnectTimeout(15_000)
-        .setTcpNoDelay(true));
-    this.connectOptions = connectOptions(config.serverUrl());
-    this.connectUrl = DialUrl.describe(connectOptions);
+        .setTcpNoDelay(true), connectOptions(config.serverUrl()), config.reconnectInitial(), config.reconnectMax(),
+        DEFAULT_HEARTBEAT_MS, new Connection());
   }
 
   static WebSocketConnectOptions connectOptions(String serverUrl) {
@@ -116,7 +99,7 @@ public final class WorkerAgent {
         .onFailure(e -> log.warn("cannot list the backend's models yet ({}); registering with none", e.getMessage()))
         .onComplete(ignored -> {
           startModelPolling();
-          connect();
+          dialIn.connect();
         }));
     return firstRegistration.future();
   }
@@ -156,10 +139,9 @@ public final class WorkerAgent {
     context.runOnContext(v -> {
       stopped = true;
       cancelAll();
-      cancelTimers();
+      cancelPolling();
       closeLanes();
-      Future<Void> close = socket == null ? Future.succeededFuture() : socket.close(CloseCodes.NORMAL, "worker stopping");
-      close.eventually(() -> client.close()).onComplete(ar -> {
+      dialIn.close(CloseCodes.NORMAL, "worker stopping").onComplete(ar -> {
         terminated.tryComplete();
         closed.complete();
       });
@@ -167,43 +149,56 @@ public final class WorkerAgent {
     return closed.future();
   }
 
-  private void connect() {
-    if (stopped) {
-      return;
+  /** The first WebSocket's life, as the dial-in reports it. */
+  private final class Connection implements DialIn.Agent {
+    @Override
+    public void opened(WebSocket ws) {
+      fullSockets.clear();
+      registered = false;
+      wire(ws);
+      registeredModels = models;
+      send(new WorkerMessage.Register(config.clientKey(), workerId, workerName(), models, config.maxConcurrency(),
+          config.embeddingBatchSize(), BuildInfo.current().version()));
     }
-    client.connect(connectOptions).onComplete(ar -> {
-      if (ar.failed()) {
-        log.warn("cannot connect to {}: {}; retrying in {} ms", connectUrl, ar.cause().getMessage(), backoffMs);
-        scheduleReconnect();
-        return;
-      }
-      onOpen(ar.result());
-    });
-  }
 
-  private void onOpen(WebSocket ws) {
-    if (stopped) {
-      ws.close();
-      return;
+    @Override
+    public void beat(WebSocket ws) {
+      String beat = WireCodec.encode(new WorkerMessage.Heartbeat(System.currentTimeMillis()));
+      ws.writeTextMessage(beat);
+      lanes.forEach(lane -> lane.writeTextMessage(beat));
     }
-    socket = ws;
-    fullSockets.clear();
-    registered = false;
-    lastHeard = System.nanoTime();
-    wire(ws, () -> onClose(ws));
-    registeredModels = models;
-    send(new WorkerMessage.Register(config.clientKey(), workerId, workerName(), models, config.maxConcurrency(),
-        config.embeddingBatchSize(), BuildInfo.current().version()));
-    armHeartbeat();
+
+    @Override
+    public void lost(WebSocket ws) {
+      registered = false;
+      closeLanes();
+      cancelAll();
+      if (stopped || draining) {
+        cancelPolling();
+        terminated.tryComplete();
+      }
+    }
+
+    @Override
+    public void rejected(short code, String reason) {
+      WorkerRejectedException rejected = new WorkerRejectedException(code, reason);
+      cancelPolling();
+      terminated.tryFail(rejected);
+      firstRegistration.tryFail(rejected);
+    }
+
+    @Override
+    public boolean leaving() {
+      return stopped || draining;
+    }
   }
 
   /** What every WebSocket to the server, the first or a lane, is read and written with. */
-  private void wire(WebSocket ws, Runnable onClosed) {
+  private void wire(WebSocket ws) {
     FlushCoalescing.enable(ws);
     ws.textMessageHandler(text -> onText(ws, text));
     ws.binaryMessageHandler(data -> onBinary(ws, data));
     ws.exceptionHandler(e -> log.debug("worker connection error: {}", e.getMessage()));
-    ws.closeHandler(v -> onClosed.run());
     ws.drainHandler(v -> onDrained(ws));
   }
 
@@ -220,15 +215,15 @@ public final class WorkerAgent {
 
   /** Whether messages on {@code ws} still count: the first connection, or one of its lanes. */
   private boolean open(WebSocket ws) {
-    return ws == socket || lanes.contains(ws);
+    return ws == dialIn.socket() || lanes.contains(ws);
   }
 
   private void onText(WebSocket ws, String text) {
     if (!open(ws)) {
       return;
     }
-    if (ws == socket) {
-      lastHeard = System.nanoTime();
+    if (ws == dialIn.socket()) {
+      dialIn.heard();
     }
     WorkerMessage message;
     try {
@@ -238,7 +233,7 @@ public final class WorkerAgent {
       return;
     }
     switch (message) {
-      case WorkerMessage.Registered r when ws == socket -> onRegistered(r);
+      case WorkerMessage.Registered r when ws == dialIn.socket() -> onRegistered(r);
       case WorkerMessage.Request r -> onRequest(ws, r);
       case WorkerMessage.Cancel c -> {
         InboundRequest request = active.remove(c.requestId());
@@ -272,13 +267,9 @@ public final class WorkerAgent {
     boolean first = workerId == null || !registered;
     workerId = r.workerId();
     registered = true;
-    backoffMs = config.reconnectInitial().toMillis();
-    if (r.heartbeatIntervalMs() > 0 && r.heartbeatIntervalMs() != heartbeatMs) {
-      heartbeatMs = r.heartbeatIntervalMs();
-      armHeartbeat();
-    }
+    dialIn.registered(r.heartbeatIntervalMs());
     if (first) {
-      log.info("registered with {} as worker {} serving {}", connectUrl, workerId, models);
+      log.info("registered with {} as worker {} serving {}", dialIn.url(), workerId, models);
     }
     if (r.lanes() != null && lanes.isEmpty()) {
       laneDialsLeft = 4 * (r.lanes() - 1);
@@ -310,10 +301,10 @@ public final class WorkerAgent {
       send(new WorkerMessage.ResponseEnd(r.requestId(), Failures.WORKER_DRAINING, "worker is draining"));
       return;
     }
-    InboundRequest request = new InboundRequest(ws, r);
+    InboundRequest request = new InboundRequest(ws, r, requests, context, config.maxFrameBytes());
     active.put(r.requestId(), request);
     if (r.bodyLength() == 0) {
-      request.dispatch();
+      request.dispatch(backend);
     }
   }
 
@@ -321,8 +312,8 @@ public final class WorkerAgent {
     if (!open(ws)) {
       return;
     }
-    if (ws == socket) {
-      lastHeard = System.nanoTime();
+    if (ws == dialIn.socket()) {
+      dialIn.heard();
     }
     DataFrame frame;
     try {
@@ -333,85 +324,28 @@ public final class WorkerAgent {
     }
     InboundRequest request = active.get(frame.requestId());
     if (request != null && frame.kind() == DataFrame.Kind.REQUEST_BODY) {
-      request.append(frame.payload());
+      request.append(frame.payload(), backend);
     }
-  }
-
-  private void onClose(WebSocket ws) {
-    if (ws != socket) {
-      return;
-    }
-    socket = null;
-    registered = false;
-    closeLanes();
-    cancelAll();
-    Short code = ws.closeStatusCode();
-    String reason = ws.closeReason();
-    if (code != null && CloseCodes.permanent(code)) {
-      log.error("server rejected this worker: {} (close code {}); not reconnecting", reason, code);
-      WorkerRejectedException rejected = new WorkerRejectedException(code, reason);
-      cancelTimers();
-      terminated.tryFail(rejected);
-      firstRegistration.tryFail(rejected);
-      client.close();
-      return;
-    }
-    if (stopped || draining) {
-      cancelTimers();
-      terminated.tryComplete();
-      return;
-    }
-    log.warn("disconnected from the server ({}{}); reconnecting in {} ms",
-        code == null ? "connection lost" : "close code " + code, reason == null ? "" : ": " + reason, backoffMs);
-    scheduleReconnect();
-  }
-
-  private void scheduleReconnect() {
-    if (stopped) {
-      return;
-    }
-    long delay = backoffMs;
-    backoffMs = Math.min(backoffMs * 2, config.reconnectMax().toMillis());
-    vertx.setTimer(Math.max(1, delay), t -> connect());
-  }
-
-  private void armHeartbeat() {
-    if (heartbeatTimer >= 0) {
-      vertx.cancelTimer(heartbeatTimer);
-    }
-    heartbeatTimer = vertx.setPeriodic(heartbeatMs, t -> {
-      WebSocket ws = socket;
-      if (ws == null) {
-        return;
-      }
-      if (System.nanoTime() - lastHeard > 3_000_000L * heartbeatMs) {
-        log.warn("no word from the server for {} ms; reconnecting", 3 * heartbeatMs);
-        ws.close(CloseCodes.HEARTBEAT_TIMEOUT, "heartbeat timeout");
-        return;
-      }
-      String beat = WireCodec.encode(new WorkerMessage.Heartbeat(System.currentTimeMillis()));
-      ws.writeTextMessage(beat);
-      lanes.forEach(lane -> lane.writeTextMessage(beat));
-    });
   }
 
   /** Opens {@code count} lanes beside the first connection; one that fails or is refused is done without. */
   private void openLanes(int count) {
-    WebSocket owner = socket;
+    WebSocket owner = dialIn.socket();
     for (int i = 0; i < count && laneDialsLeft > 0; i++) {
       laneDialsLeft--;
-      client.connect(connectOptions).onComplete(ar -> {
+      dialIn.dialAnother().onComplete(ar -> {
         if (ar.failed()) {
-          log.debug("cannot open a lane to {}: {}", connectUrl, ar.cause().getMessage());
+          log.debug("cannot open a lane to {}: {}", dialIn.url(), ar.cause().getMessage());
           return;
         }
         WebSocket lane = ar.result();
-        if (socket != owner || stopped || draining) {
+        if (dialIn.socket() != owner || stopped || draining) {
           lane.close();
           return;
         }
         lanes.add(lane);
-        wire(lane, () -> onLaneClosed(lane));
+        wire(lane);
+        lane.closeHandler(v -> onLaneClosed(lane));
         lane.writeTextMessage(WireCodec.encode(new WorkerMessage.Lane(config.clientKey(), workerId)));
       });
     }
@@ -433,7 +367,7 @@ public final class WorkerAgent {
     }
     List<InboundRequest> lost = active.values().stream().filter(request -> request.ws == lane).toList();
     if (code == null || code != CloseCodes.NORMAL || !lost.isEmpty()) {
-      log.warn("a lane to {} closed ({}); {} request(s) on it aborted", connectUrl,
+      log.warn("a lane to {} closed ({}); {} request(s) on it aborted", dialIn.url(),
           lane.closeReason() == null ? "connection lost" : lane.closeReason(), lost.size());
     }
     lost.forEach(request -> {
@@ -441,9 +375,9 @@ public final class WorkerAgent {
       request.cancel();
     });
     afterRequest();
-    WebSocket owner = socket;
+    WebSocket owner = dialIn.socket();
     vertx.setTimer(Math.max(1, config.reconnectInitial().toMillis()), t -> {
-      if (socket == owner && owner != null) {
+      if (dialIn.socket() == owner && owner != null) {
         openLanes(1);
       }
     });
@@ -468,11 +402,7 @@ public final class WorkerAgent {
     }));
   }
 
-  private void cancelTimers() {
-    if (heartbeatTimer >= 0) {
-      vertx.cancelTimer(heartbeatTimer);
-      heartbeatTimer = -1;
-    }
+  private void cancelPolling() {
     if (pollTimer >= 0) {
       vertx.cancelTimer(pollTimer);
       pollTimer = -1;
@@ -509,12 +439,10 @@ public final class WorkerAgent {
     }
     stopped = true;
     cancelAll();
-    cancelTimers();
+    cancelPolling();
     log.info("drained; leaving the server");
     closeLanes();
-    WebSocket ws = socket;
-    Future<Void> close = ws == null ? Future.succeededFuture() : ws.close(CloseCodes.NORMAL, "worker drained");
-    close.eventually(() -> client.close()).onComplete(ar -> terminated.tryComplete());
+    dialIn.close(CloseCodes.NORMAL, "worker drained").onComplete(ar -> terminated.tryComplete());
   }
 
   private void cancelAll() {
@@ -523,7 +451,7 @@ public final class WorkerAgent {
   }
 
   private void send(WorkerMessage message) {
-    WebSocket ws = socket;
+    WebSocket ws = dialIn.socket();
     if (ws != null) {
       ws.writeTextMessage(WireCodec.encode(message));
     }
@@ -539,129 +467,36 @@ public final class WorkerAgent {
     }
   }
 
-  /** Called after each write of an answer: once its WebSocket is full, every answer on it waits for it to drain. */
-  private void checkSocket(WebSocket ws, InboundRequest writer) {
-    if (!ws.writeQueueFull()) {
-      return;
-    }
-    if (fullSockets.add(ws)) {
-      active.values().stream().filter(request -> request.ws == ws).forEach(request -> request.socketFull(true));
-    } else {
-      writer.socketFull(true);
-    }
-  }
-
-  /** One request from the server: its body as it arrives, then the backend call and the answer going back. */
-  private final class InboundRequest implements ResponseSink {
-    private final WebSocket ws;
-    private final WorkerMessage.Request meta;
-    private Buffer body;
-    private BackendCall call;
-    private boolean pausedByServer;
-    private boolean pausedBySocket;
-
-    InboundRequest(WebSocket ws, WorkerMessage.Request meta) {
-      this.ws = ws;
-      this.meta = meta;
-    }
-
-    void append(Buffer part) {
-      if (body == null) {
-        body = Buffer.buffer((int) Math.min(meta.bodyLength(), Integer.MAX_VALUE));
-      }
-      body.appendBuffer(part);
-      if (body.length() >= meta.bodyLength()) {
-        dispatch();
-      }
-    }
-
-    void dispatch() {
-      Buffer payload = body == null ? Buffer.buffer() : body;
-      call = backend.call(new BackendRequest(meta.method(), meta.path(), meta.headers() == null ? Map.of() : meta.headers(),
-          meta.stream(), payload), this);
-      if (fullSockets.contains(ws)) {
-        socketFull(true);
-      }
-    }
-
-    void cancel() {
-      if (call != null) {
-        call.cancel();
-      }
-    }
-
-    /** The server's client is slower than the upstream: the answer waits at the upstream meanwhile. */
-    void hold(boolean pause) {
-      pausedByServer = pause;
-      applyHold();
-    }
-
-    /**
-     * Its WebSocket to the server has more queued than it takes: every answer on it waits at its
-     * upstream until it drains, or this worker would queue whatever its upstreams send faster than that.
-     */
-    void socketFull(boolean full) {
-      pausedBySocket = full;
-      applyHold();
-    }
-
-    private void applyHold() {
-      if (call != null) {
-        call.hold(pausedByServer || pausedBySocket);
-      }
-    }
-
-    private boolean current() {
-      return active.get(meta.requestId()) == this && open(ws);
-    }
-
+  /** What the requests in flight ask of the agent. */
+  private final InboundRequest.Owner requests = new InboundRequest.Owner() {
     @Override
-    public void head(int status, HttpHeaders headers) {
-      CallerContext.run(context, () -> {
-        if (current()) {
-          ws.writeTextMessage(WireCodec.encode(WorkerMessage.ResponseHead.of(meta.requestId(), status, headers)));
-        }
-      });
+    public boolean current(InboundRequest request) {
+      return active.get(request.id()) == request && open(request.ws);
     }
 
+    /** Once its WebSocket is full, every answer on it waits for it to drain. */
     @Override
-    public void chunk(Buffer data) {
-      CallerContext.run(context, () -> send(data));
-    }
-
-    /** On the agent's thread the lent bytes go straight into their frames, which copy them; elsewhere they are copied first. */
-    @Override
-    public void lentChunk(ByteBuf bytes) {
-      if (VertxInternals.onThread(context)) {
-        send(VertxInternals.buffer(bytes));
-      } else {
-        ResponseSink.super.lentChunk(bytes);
-      }
-    }
-
-    private void send(Buffer data) {
-      if (!current()) {
+    public void wrote(InboundRequest writer) {
+      WebSocket ws = writer.ws;
+      if (!ws.writeQueueFull()) {
         return;
       }
-      int max = config.maxFrameBytes() - DataFrame.HEADER_BYTES;
-      for (int offset = 0; offset < data.length(); offset += max) {
-        Buffer part = data.slice(offset, Math.min(data.length(), offset + max));
-        ws.writeBinaryMessage(DataFrame.encode(DataFrame.Kind.RESPONSE_BODY, meta.requestId(), part));
+      if (fullSockets.add(ws)) {
+        active.values().stream().filter(request -> request.ws == ws).forEach(request -> request.socketFull(true));
+      } else {
+        writer.socketFull(true);
       }
-      checkSocket(ws, this);
     }
 
     @Override
-    public void end(Failure failure) {
-      CallerContext.run(context, () -> {
-        if (!current()) {
-          return;
-        }
-        active.remove(meta.requestId());
-        ws.writeTextMessage(WireCodec.encode(new WorkerMessage.ResponseEnd(meta.requestId(),
-            failure == null ? null : failure.code(), failure == null ? null : failure.message())));
-        afterRequest();
-      });
+    public void finished(InboundRequest request) {
+      active.remove(request.id());
+      afterRequest();
     }
-  }
+
+    @Override
+    public boolean full(WebSocket ws) {
+      return fullSockets.contains(ws);
+    }
+  };
 }

@@ -1,5 +1,7 @@
 package io.switchboard.server.docs;
 
+import io.switchboard.server.http.Capability;
+import io.switchboard.server.http.Mount;
 import io.switchboard.server.http.Resources;
 import io.vertx.ext.web.Router;
 import io.vertx.ext.web.handler.StaticHandler;
@@ -9,16 +11,16 @@ import io.vertx.ext.web.handler.StaticHandler;
  * Swagger UI at {@code /api/client/} (also {@code /swagger/}), served from the swagger-ui web jar so
  * that it works offline.
  */
-public final class ApiDocs {
+public final class ApiDocs implements Capability {
 
   /** The swagger-ui web jar's files; its version is the one in server/pom.xml. */
   private static final String SWAGGER_UI = "META-INF/resources/webjars/swagger-ui/5.30.2";
   private static final String OPENAPI = Resources.text("/api/openapi.json");
   private static final String PAGE = Resources.text("/api/swagger.html");
 
-  private ApiDocs() {}
-
-  public static void mount(Router web) {
+  @Override
+  public void mount(Mount mount) {
+    Router web = mount.web();
     web.get("/api/client/openapi.json").handler(ctx -> ctx.response().putHeader("Content-Type", "application/json").end(OPENAPI));
     web.get("/api/client/*").handler(ctx -> {
       String rest = ctx.pathParam("*");

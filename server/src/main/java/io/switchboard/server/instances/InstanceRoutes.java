@@ -1,11 +1,16 @@
 package io.switchboard.server.instances;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
+import io.switchboard.protocol.Json;
+import io.switchboard.server.auth.Authenticator;
+import io.switchboard.server.auth.Scope;
 import io.switchboard.server.http.ApiError;
 import io.switchboard.server.http.ApiException;
+import io.switchboard.server.http.Capability;
+import io.switchboard.server.http.JsonReply;
+import io.switchboard.server.http.Mount;
+import io.switchboard.vertx.Blocking;
 import io.vertx.core.Future;
-import io.vertx.core.Handler;
 import io.vertx.core.MultiMap;
 import io.vertx.core.Vertx;
 import io.vertx.core.buffer.Buffer;
@@ -28,7 +33,7 @@ import java.util.concurrent.TimeUnit;
  * The instances API ({@code /api/v1/instances/...}) and the llama-server information endpoints
  * ({@code /api/v1/server/...}). Errors take the flat shape {@code {"error":"..."}} of this API.
  */
-public final class InstanceRoutes {
+public final class InstanceRoutes implements Capability {
 
   private static final Set<String> HOP_BY_HOP = Set.of("connection", "keep-alive", "transfer-encoding", "te", "trailer",
       "upgrade", "proxy-authorization", "proxy-authenticate", "host", "content-length");
@@ -37,20 +42,21 @@ public final class InstanceRoutes {
 
   private final Vertx vertx;
   private final InstanceManager instances;
-  private final ObjectMapper json;
   private final String llamaServer;
   private final HttpClient proxyClient;
 
-  public InstanceRoutes(Vertx vertx, InstanceManager instances, ObjectMapper json, String llamaServer) {
+  public InstanceRoutes(Vertx vertx, InstanceManager instances, String llamaServer) {
     this.vertx = vertx;
     this.instances = instances;
-    this.json = json;
     this.llamaServer = llamaServer;
     this.proxyClient = vertx.createHttpClient(new HttpClientOptions().setTcpNoDelay(true).setKeepAlive(true));
   }
 
-  /** Adds the routes, each behind {@code auth} (management keys). */
-  public void mount(Router web, Handler<RoutingContext> auth) {
+  /** Adds the routes, each for whoever may manage. */
+  @Override
+  public void mount(Mount mount) {
+    Router web = mount.web();
+    Authenticator.Requirement auth = mount.auth().require(Scope.MANAGEMENT).withPlainErrors();
     String base = "/api/v1/instances";
     web.get(base).handler(auth).handler(ctx -> answer(ctx, 200, instances.views()));
     web.get(base + "/:name").handler(auth).handler(ctx -> answer(ctx, 200, instances.get(name(ctx))));
@@ -73,8 +79,19 @@ public final class InstanceRoutes {
     web.get("/api/v1/server/devices").handler(auth).handler(ctx -> llamaServerInfo(ctx, "--list-devices"));
   }
 
-  public Future<Void> close() {
-    return proxyClient.close();
+  /** Loads the stored instances and starts those marked {@code auto_start}. */
+  @Override
+  public Future<Void> start() {
+    return instances.load();
+  }
+
+  /** Stops every instance, and waits until they have ended. */
+  @Override
+  public Future<Void> stop() {
+    return Blocking.<Void>call(vertx, () -> {
+      instances.shutdown();
+      return null;
+    }).eventually(proxyClient::close);
   }
 
   private static String name(RoutingContext ctx) {
@@ -84,10 +101,10 @@ public final class InstanceRoutes {
   private Future<JsonNode> body(RoutingContext ctx) {
     Buffer body = ctx.body().buffer();
     if (body == null || body.length() == 0) {
-      return Future.succeededFuture(json.createObjectNode());
+      return Future.succeededFuture(Json.MAPPER.createObjectNode());
     }
     try {
-      return Future.succeededFuture(json.readTree(body.getBytes()));
+      return Future.succeededFuture(Json.MAPPER.readTree(body.getBytes()));
     } catch (IOException e) {
       return Future.failedFuture(new ApiException(ApiError.invalidJson(e.getMessage())));
     }
@@ -99,7 +116,7 @@ public final class InstanceRoutes {
         fail(ctx, ar.cause());
         return;
       }
-      ctx.response().setStatusCode(status).putHeader("Content-Type", "application/json").end(json.valueToTree(ar.result()).toString());
+      JsonReply.send(ctx.response(), status, ar.result());
     });
   }
 
@@ -173,7 +190,7 @@ public final class InstanceRoutes {
 
   /** Runs the configured llama-server with one informational flag and answers its output as text. */
   private void llamaServerInfo(RoutingContext ctx, String flag) {
-    vertx.<String>executeBlocking(() -> run(List.of(llamaServer, flag)), false).onComplete(ar -> {
+    Blocking.<String>call(vertx, () -> run(List.of(llamaServer, flag))).onComplete(ar -> {
       if (ar.failed()) {
         fail(ctx, ar.cause());
       } else {

@@ -1,12 +1,12 @@
 package io.switchboard.server.llm;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.netty.handler.codec.http.DefaultHttpHeaders;
 import io.netty.handler.codec.http.HttpHeaderNames;
 import io.netty.handler.codec.http.HttpHeaders;
+import io.switchboard.protocol.Json;
 import io.switchboard.server.http.ApiError;
 import io.switchboard.server.http.ApiException;
 import io.switchboard.vertx.CallerContext;
@@ -36,13 +36,11 @@ final class EmbeddingsBatcher {
   private static final int MAX_PARALLEL = 16;
 
   private final Vertx vertx;
-  private final ObjectMapper json;
   private final LlmRouter router;
   private final SilenceWatch silence;
 
-  EmbeddingsBatcher(Vertx vertx, ObjectMapper json, LlmRouter router, SilenceWatch silence) {
+  EmbeddingsBatcher(Vertx vertx, LlmRouter router, SilenceWatch silence) {
     this.vertx = vertx;
-    this.json = json;
     this.router = router;
     this.silence = silence;
   }
@@ -192,13 +190,13 @@ final class EmbeddingsBatcher {
     }
 
     private Buffer merge() throws IOException {
-      ObjectNode merged = json.createObjectNode().put("object", "list");
+      ObjectNode merged = Json.MAPPER.createObjectNode().put("object", "list");
       ArrayNode data = merged.putArray("data");
       long promptTokens = 0;
       long totalTokens = 0;
       String answeredModel = model;
       for (int i = 0; i < batches.size(); i++) {
-        JsonNode part = json.readTree(answers[i].getBytes());
+        JsonNode part = Json.MAPPER.readTree(answers[i].getBytes());
         if (i == 0 && part.hasNonNull("model")) {
           answeredModel = part.get("model").asText();
         }
@@ -213,7 +211,7 @@ final class EmbeddingsBatcher {
       }
       merged.put("model", answeredModel);
       merged.putObject("usage").put("prompt_tokens", promptTokens).put("total_tokens", totalTokens);
-      return Buffer.buffer(json.writeValueAsBytes(merged));
+      return Buffer.buffer(Json.MAPPER.writeValueAsBytes(merged));
     }
   }
 

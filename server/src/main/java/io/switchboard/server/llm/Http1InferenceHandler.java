@@ -26,10 +26,11 @@ import io.netty.handler.codec.http.HttpVersion;
 import io.netty.handler.codec.http.LastHttpContent;
 import io.netty.util.AsciiString;
 import io.netty.util.ReferenceCountUtil;
+import io.switchboard.server.auth.Authenticator;
+import io.switchboard.server.auth.Scope;
 import io.switchboard.server.http.Admission;
 import io.switchboard.server.http.ApiError;
 import io.switchboard.server.http.ApiException;
-import io.switchboard.server.http.ApiKeyAuth;
 import io.switchboard.vertx.VertxInternals;
 import io.switchboard.worker.backend.BackendCall;
 import io.vertx.core.buffer.Buffer;
@@ -46,7 +47,7 @@ import java.util.concurrent.TimeUnit;
  * request still goes to. Vert.x's request, response and routing objects were the largest part of the
  * proxy path's CPU that was not the kernel's (bench/README.md). Here a request is read into one
  * buffer and its answer is written as it arrives; keys, admission, routing and metrics are the
- * router's own ({@link ApiKeyAuth}, {@link Admission}, {@link LlmPlugin#route}).
+ * router's own ({@link Authenticator}, {@link Admission}, {@link Inference#route}).
  *
  * <p>Answers leave in the order their requests came: a request pipelined behind one of ours waits
  * (reading pauses) until ours is answered, and while Vert.x owes an answer the next request goes to
@@ -56,7 +57,7 @@ import java.util.concurrent.TimeUnit;
 final class Http1InferenceHandler extends ChannelDuplexHandler {
 
   /** What the handler takes from the server: one instance for all connections. */
-  record Settings(LlmPlugin llm, ApiKeyAuth auth, Admission admission, long maxBodyBytes) {}
+  record Settings(Inference inference, Authenticator auth, Admission admission, long maxBodyBytes) {}
 
   /** Where the content of the request being read goes. */
   private enum Inbound { NONE, VERTX, OURS, DISCARD }
@@ -65,7 +66,7 @@ final class Http1InferenceHandler extends ChannelDuplexHandler {
   private static final long LINGER_SECONDS = 5;
 
   private static final AsciiString WORKER_HEADER = AsciiString.cached("X-Switchboard-Worker");
-  private static final AsciiString REQUEST_ID_HEADER = AsciiString.cached(LlmPlugin.REQUEST_ID);
+  private static final AsciiString REQUEST_ID_HEADER = AsciiString.cached(ForwardedHeaders.REQUEST_ID);
   private static final AsciiString ACCEL_BUFFERING_HEADER = AsciiString.cached("X-Accel-Buffering");
 
   /** Answers of unknown length are flushed as they arrive; known lengths once this much is waiting. */
@@ -139,8 +140,9 @@ final class Http1InferenceHandler extends ChannelDuplexHandler {
   private void begin(ChannelHandlerContext ctx, HttpRequest request, String endpoint) {
     Exchange exchange = new Exchange(ctx, request, endpoint);
     current = exchange;
-    ApiError refusal = settings.auth().check(request.headers().get(HttpHeaderNames.AUTHORIZATION),
-        request.headers().get("X-API-Key"), isLoopback(ctx.channel().remoteAddress()));
+    ApiError refusal = settings.auth().authenticate(request.headers().get(HttpHeaderNames.AUTHORIZATION),
+        request.headers().get("X-API-Key"), isLoopback(ctx.channel().remoteAddress()), Scope.INFERENCE)
+        instanceof Authenticator.Refused refused ? refused.error() : null;
     if (refusal == null && HttpUtil.getContentLength(request, -1L) > settings.maxBodyBytes()) {
       refusal = ApiError.tooLarge(settings.maxBodyBytes());
       exchange.keepAlive = false;
@@ -299,10 +301,10 @@ final class Http1InferenceHandler extends ChannelDuplexHandler {
     void route() {
       Buffer payload = VertxInternals.buffer(body == null ? Unpooled.EMPTY_BUFFER : body);
       body = null;
-      Map<String, String> headers = LlmPlugin.forwardedHeaders(request.headers()::get);
-      requestId = headers.get(LlmPlugin.REQUEST_ID);
+      Map<String, String> headers = ForwardedHeaders.of(request.headers()::get);
+      requestId = headers.get(ForwardedHeaders.REQUEST_ID);
       try {
-        routed = settings.llm().route(endpoint, payload, RequestPeek.of(payload), headers, this);
+        routed = settings.inference().route(endpoint, payload, RequestPeek.of(payload), headers, this);
       } catch (ApiException e) {
         refuse(e.error());
       }
@@ -472,7 +474,7 @@ final class Http1InferenceHandler extends ChannelDuplexHandler {
         response.headers().set(HttpHeaderNames.RETRY_AFTER, "1");
       }
       if (requestId != null) {
-        response.headers().set(LlmPlugin.REQUEST_ID, requestId);
+        response.headers().set(ForwardedHeaders.REQUEST_ID, requestId);
       }
       HttpUtil.setKeepAlive(response, keepAlive);
       return response;

@@ -6,9 +6,8 @@ import io.switchboard.protocol.DataFrame;
 import io.switchboard.protocol.Failures;
 import io.switchboard.protocol.WireCodec;
 import io.switchboard.protocol.WorkerMessage;
-import io.switchboard.server.http.ClientKeyPolicy;
-import io.switchboard.server.http.DialInWatch;
-import io.switchboard.server.http.Secret;
+import io.switchboard.server.auth.Authenticator;
+import io.switchboard.server.http.AgentSocket;
 import io.switchboard.worker.backend.Backend;
 import io.switchboard.worker.backend.BackendCall;
 import io.switchboard.worker.backend.BackendRequest;
@@ -39,18 +38,18 @@ import org.slf4j.LoggerFactory;
  * sent down the lane on its client's loop when there is one, so that neither it nor its answer
  * crosses between loops; on the first connection otherwise.
  */
-final class WorkerConnection implements Backend, DialInWatch.Connection {
+final class WorkerConnection implements Backend, AgentSocket.Agent {
 
   private static final Logger log = LoggerFactory.getLogger(WorkerConnection.class);
 
   /** What a connection needs from the server. */
-  record Settings(Secret clientKey, long heartbeatMs, int maxFrameBytes, int lanes) {}
+  record Settings(long heartbeatMs, int maxFrameBytes, int lanes) {}
 
   private final Vertx vertx;
   private final ServerWebSocket ws;
   private final LlmRouter router;
   private final Settings settings;
-  private final String bearer;
+  private final Authenticator auth;
   private final Map<Long, ResponseSink> pending = new ConcurrentHashMap<>();
   private final List<WorkerConnection> lanes = new CopyOnWriteArrayList<>();
   /** The event loop this connection's socket is on. */
@@ -61,16 +60,15 @@ final class WorkerConnection implements Backend, DialInWatch.Connection {
   /** Set on a lane: the worker's first connection. */
   private volatile WorkerConnection first;
   private volatile boolean closed;
-  private DialInWatch watch;
+  private AgentSocket socket;
 
   /** {@code loop} is the event loop the socket is on, or null where that is not known (no lanes then). */
-  WorkerConnection(Vertx vertx, ServerWebSocket ws, EventExecutor loop, LlmRouter router, Settings settings) {
+  WorkerConnection(Vertx vertx, ServerWebSocket ws, EventExecutor loop, LlmRouter router, Authenticator auth, Settings settings) {
     this.vertx = vertx;
     this.ws = ws;
     this.router = router;
     this.settings = settings;
-    String auth = ws.headers().get("Authorization");
-    this.bearer = auth != null && auth.regionMatches(true, 0, "Bearer ", 0, 7) ? auth.substring(7).trim() : null;
+    this.auth = auth;
     this.loop = loop;
   }
 
@@ -79,7 +77,7 @@ final class WorkerConnection implements Backend, DialInWatch.Connection {
     ws.binaryMessageHandler(this::onBinary);
     ws.exceptionHandler(e -> log.debug("worker connection error: {}", e.getMessage()));
     ws.closeHandler(v -> onClosed());
-    watch = new DialInWatch(vertx, settings.heartbeatMs(), this);
+    socket = new AgentSocket(vertx, ws, "worker", auth, settings.heartbeatMs(), this);
   }
 
   @Override
@@ -88,15 +86,13 @@ final class WorkerConnection implements Backend, DialInWatch.Connection {
   }
 
   @Override
-  public void registerTimedOut() {
-    reject(CloseCodes.BAD_REGISTER, "no register message in time");
+  public void dropped() {
+    onClosed();
   }
 
   @Override
-  public void silent(long silentMs) {
-    log.warn("{} sent nothing for {} ms; dropping {}", owner(), silentMs, first == null ? "it" : "one of its lanes");
-    ws.close(CloseCodes.HEARTBEAT_TIMEOUT, "heartbeat timeout");
-    onClosed();
+  public String describe() {
+    return first == null ? String.valueOf(owner()) : "a lane of " + owner();
   }
 
   @Override
@@ -111,7 +107,7 @@ final class WorkerConnection implements Backend, DialInWatch.Connection {
   }
 
   private void onText(String text) {
-    watch.heard();
+    socket.heard();
     Worker registered = owner();
     if (registered != null) {
       registered.heard();
@@ -121,7 +117,7 @@ final class WorkerConnection implements Backend, DialInWatch.Connection {
       message = WireCodec.decode(text);
     } catch (IllegalArgumentException e) {
       if (!registered()) {
-        reject(CloseCodes.BAD_REGISTER, "first message must be a register message");
+        socket.reject(CloseCodes.BAD_REGISTER, "first message must be a register message");
       } else {
         log.warn("{} sent an unreadable message: {}", registered, e.getMessage());
       }
@@ -131,7 +127,7 @@ final class WorkerConnection implements Backend, DialInWatch.Connection {
       switch (message) {
         case WorkerMessage.Register register -> onRegister(register);
         case WorkerMessage.Lane lane -> onLane(lane);
-        default -> reject(CloseCodes.BAD_REGISTER, "first message must be a register message");
+        default -> socket.reject(CloseCodes.BAD_REGISTER, "first message must be a register message");
       }
       return;
     }
@@ -161,7 +157,7 @@ final class WorkerConnection implements Backend, DialInWatch.Connection {
   }
 
   private void onBinary(Buffer data) {
-    watch.heard();
+    socket.heard();
     DataFrame frame;
     try {
       frame = DataFrame.decode(data);
@@ -175,18 +171,8 @@ final class WorkerConnection implements Backend, DialInWatch.Connection {
     }
   }
 
-  /** Whether the client key offered in the first message, or else in the upgrade's header, lets this worker in. */
-  private boolean admitted(String clientKey) {
-    String offered = clientKey != null && !clientKey.isEmpty() ? clientKey : bearer;
-    ClientKeyPolicy.Refusal refusal = ClientKeyPolicy.check(settings.clientKey(), offered);
-    if (refusal != null) {
-      reject(refusal.code(), refusal.reason());
-    }
-    return refusal == null;
-  }
-
   private void onRegister(WorkerMessage.Register register) {
-    if (!admitted(register.clientKey())) {
+    if (!socket.admit(register.clientKey())) {
       return;
     }
     String id = register.workerId() == null || register.workerId().isBlank()
@@ -207,19 +193,19 @@ final class WorkerConnection implements Backend, DialInWatch.Connection {
   }
 
   private void onLane(WorkerMessage.Lane lane) {
-    if (!admitted(lane.clientKey())) {
+    if (!socket.admit(lane.clientKey())) {
       return;
     }
     WorkerConnection primary = lane.workerId() == null ? null : router.worker(lane.workerId())
         .map(Worker::backend).filter(WorkerConnection.class::isInstance).map(WorkerConnection.class::cast).orElse(null);
     if (primary == null) {
-      reject(CloseCodes.BAD_REGISTER, "no connected worker " + lane.workerId() + " to add a lane to");
+      socket.reject(CloseCodes.BAD_REGISTER, "no connected worker " + lane.workerId() + " to add a lane to");
       return;
     }
     switch (primary.addLane(this)) {
       case ADDED -> log.debug("{} opened lane {} of {}", primary.worker, primary.lanes.size() + 1, settings.lanes());
       case LOOP_TAKEN -> ws.close(CloseCodes.LANE_TAKEN, "a connection of this worker is on that event loop already");
-      case REFUSED -> reject(CloseCodes.BAD_REGISTER, "the worker is gone or holds a connection on every event loop");
+      case REFUSED -> socket.reject(CloseCodes.BAD_REGISTER, "the worker is gone or holds a connection on every event loop");
     }
   }
 
@@ -247,7 +233,7 @@ final class WorkerConnection implements Backend, DialInWatch.Connection {
     failPending();
     closeLanes();
     closed = true;
-    watch.stop();
+    socket.stop();
   }
 
   private synchronized void closeLanes() {
@@ -255,17 +241,12 @@ final class WorkerConnection implements Backend, DialInWatch.Connection {
     lanes.clear();
   }
 
-  private void reject(short code, String reason) {
-    log.warn("rejecting a worker from {}: {}", ws.remoteAddress(), reason);
-    ws.close(code, reason);
-  }
-
   private void onClosed() {
     if (closed) {
       return;
     }
     closed = true;
-    watch.stop();
+    socket.stop();
     WorkerConnection primary = first;
     if (primary != null) {
       primary.lanes.remove(this);

@@ -6,18 +6,21 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.modelcontextprotocol.client.transport.HttpClientStreamableHttpTransport;
+import io.switchboard.protocol.Json;
 import io.switchboard.protocol.RelayMessage;
 import io.switchboard.relay.McpSession;
 import io.switchboard.server.ServerConfig;
+import io.switchboard.server.auth.Authenticator;
+import io.switchboard.server.auth.Scope;
 import io.switchboard.server.http.Admission;
-import io.switchboard.vertx.CallerContext;
-import io.switchboard.server.http.Secret;
+import io.switchboard.server.http.Capability;
+import io.switchboard.server.http.Mount;
 import io.switchboard.server.http.WebSocketOnly;
 import io.switchboard.server.metrics.Metrics;
 import io.switchboard.server.state.StateSource;
+import io.switchboard.server.store.Database;
+import io.switchboard.vertx.Blocking;
 import io.vertx.core.Future;
-import io.vertx.core.Handler;
-import io.vertx.core.Promise;
 import io.vertx.core.Vertx;
 import io.vertx.core.buffer.Buffer;
 import io.vertx.core.http.HttpServerResponse;
@@ -30,7 +33,6 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.atomic.AtomicBoolean;
-import org.jdbi.v3.core.Jdbi;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -39,10 +41,10 @@ import org.slf4j.LoggerFactory;
  * server behind a relay at {@code POST /api/mcp/id/{id}} with plain JSON-RPC (the Streamable HTTP
  * transport without a session or an SSE stream). Every failure of the path is a JSON-RPC error.
  */
-public final class McpPlugin implements StateSource {
+public final class McpPlugin implements Capability, StateSource {
 
   private static final Logger log = LoggerFactory.getLogger(McpPlugin.class);
-  private static final ObjectMapper JSON = new ObjectMapper();
+  private static final ObjectMapper JSON = Json.MAPPER;
   /** Spec 000's error code for failures of the relay path; {@code data.mcp} says which. */
   static final int RELAY_ERROR = -32000;
 
@@ -56,14 +58,13 @@ public final class McpPlugin implements StateSource {
   private final Metrics metrics;
 
   /**
-   * @param jdbi where the admin's tool settings are kept
+   * @param database where the admin's tool settings are kept
    * @param metrics where relay calls are counted
    */
-  public McpPlugin(Vertx vertx, ServerConfig config, Jdbi jdbi, Metrics metrics) {
+  public McpPlugin(Vertx vertx, ServerConfig config, Database database, Metrics metrics) {
     this.vertx = vertx;
     this.metrics = metrics;
-    this.settings = new RelayConnection.Settings(Secret.ofNullable(config.clientKey()), config.heartbeatInterval().toMillis(),
-        config.maxFrameBytes());
+    this.settings = new RelayConnection.Settings(config.heartbeatInterval().toMillis(), config.maxFrameBytes());
     this.timeout = config.requestTimeout();
     this.maxInFlight = 64;
     List<McpTools.Source> byUrl = new ArrayList<>();
@@ -73,22 +74,22 @@ public final class McpPlugin implements StateSource {
       configured.add(session);
       byUrl.add(urlSource(server.name(), session));
     }
-    this.toolRoutes = new McpToolRoutes(vertx, new McpTools(() -> {
+    this.toolRoutes = new McpToolRoutes(new McpTools(() -> {
       List<McpTools.Source> sources = new ArrayList<>(byUrl);
       relays.all().forEach(relay -> sources.add(relaySource(relay)));
       return sources;
-    }), new ToolSettingsStore(jdbi));
+    }), new ToolSettingsStore(database));
+    metrics.gaugeRows("switchboard.relay.in.flight", "MCP calls waiting on each relay",
+        () -> relays.all().stream().map(r -> new Metrics.Row(Map.of("relay", r.id()), r.inFlight())).toList());
   }
 
-  /**
-   * Adds the routes.
-   *
-   * @param userAuth who may list and call tools (the OpenAI endpoints' keys)
-   * @param adminAuth who may change tool settings
-   */
-  public void mount(Router web, Admission admission, Handler<RoutingContext> userAuth, Handler<RoutingContext> adminAuth) {
-    toolRoutes.mount(web, userAuth, adminAuth);
-    web.get("/api/mcp/connect").handler(admission.gate()).handler(WebSocketOnly.INSTANCE).handler(this::connect);
+  /** Adds the routes: tools for whoever may infer, their settings for whoever may manage. */
+  @Override
+  public void mount(Mount mount) {
+    Router web = mount.web();
+    Admission admission = mount.admission();
+    toolRoutes.mount(web, mount.auth().require(Scope.INFERENCE), mount.auth().require(Scope.MANAGEMENT));
+    web.get("/api/mcp/connect").handler(admission.gate()).handler(WebSocketOnly.INSTANCE).handler(ctx -> connect(ctx, mount.auth()));
     web.route("/api/mcp/id/:id").failureHandler(ctx -> {
       int status = ctx.statusCode() == 413 ? 413 : ctx.statusCode() > 0 ? ctx.statusCode() : 500;
       reply(ctx.response(), status, error(null, status == 413 ? -32600 : -32603,
@@ -131,14 +132,19 @@ public final class McpPlugin implements StateSource {
     return state;
   }
 
-  /** Relays and their calls in flight, for the gauges. */
-  public List<Metrics.Row> relayRows() {
-    return relays.all().stream().map(r -> new Metrics.Row(Map.of("relay", r.id()), r.inFlight())).toList();
+  /** Reads the admin's tool settings. */
+  @Override
+  public Future<Void> start() {
+    return toolRoutes.load();
   }
 
-  /** Closes the sessions with MCP servers configured by URL. */
-  public void close() {
-    configured.forEach(McpSession::close);
+  /** Closes the sessions with MCP servers configured by URL (the SDK blocks while it does). */
+  @Override
+  public Future<Void> stop() {
+    return Blocking.call(vertx, () -> {
+      configured.forEach(McpSession::close);
+      return null;
+    });
   }
 
   private McpTools.Source relaySource(RelayConnection relay) {
@@ -168,22 +174,15 @@ public final class McpPlugin implements StateSource {
 
       @Override
       public Future<JsonNode> request(JsonNode message) {
-        Promise<JsonNode> answer = CallerContext.promise(vertx);
-        Thread.ofVirtual().start(() -> {
-          try {
-            synchronized (opened) {
-              if (!opened.get()) {
-                session.open();
-                opened.set(true);
-              }
+        return Blocking.call(vertx, () -> {
+          synchronized (opened) {
+            if (!opened.get()) {
+              session.open();
+              opened.set(true);
             }
-            JsonNode result = session.forward(message);
-            answer.complete(result);
-          } catch (RuntimeException e) {
-            answer.fail(e);
           }
+          return session.forward(message);
         });
-        return answer.future();
       }
     };
   }
@@ -198,9 +197,9 @@ public final class McpPlugin implements StateSource {
     return path == null || path.isEmpty() ? "/mcp" : path;
   }
 
-  private void connect(RoutingContext ctx) {
+  private void connect(RoutingContext ctx, Authenticator auth) {
     ctx.request().toWebSocket()
-        .onSuccess(ws -> new RelayConnection(vertx, ws, relays, settings).start())
+        .onSuccess(ws -> new RelayConnection(vertx, ws, relays, auth, settings).start())
         .onFailure(e -> log.debug("relay WebSocket upgrade failed: {}", e.getMessage()));
   }
 

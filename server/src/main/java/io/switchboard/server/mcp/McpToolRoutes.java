@@ -5,11 +5,11 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.switchboard.protocol.Json;
 import io.switchboard.server.http.ApiError;
 import io.switchboard.server.http.ApiException;
 import io.vertx.core.Future;
 import io.vertx.core.Handler;
-import io.vertx.core.Vertx;
 import io.vertx.core.buffer.Buffer;
 import io.vertx.ext.web.Router;
 import io.vertx.ext.web.RoutingContext;
@@ -27,18 +27,23 @@ import java.util.regex.PatternSyntaxException;
  */
 final class McpToolRoutes {
 
-  private static final ObjectMapper JSON = new ObjectMapper();
+  private static final ObjectMapper JSON = Json.MAPPER;
 
-  private final Vertx vertx;
   private final McpTools tools;
   private final ToolSettingsStore store;
   private final Map<String, ToolSettingsStore.Settings> settings = new ConcurrentHashMap<>();
 
-  McpToolRoutes(Vertx vertx, McpTools tools, ToolSettingsStore store) {
-    this.vertx = vertx;
+  McpToolRoutes(McpTools tools, ToolSettingsStore store) {
     this.tools = tools;
     this.store = store;
-    settings.putAll(store.all());
+  }
+
+  /** Reads the stored settings; until then every tool is enabled and unfiltered. */
+  Future<Void> load() {
+    return store.all().map(stored -> {
+      settings.putAll(stored);
+      return null;
+    });
   }
 
   void mount(Router web, Handler<RoutingContext> userAuth, Handler<RoutingContext> adminAuth) {
@@ -146,10 +151,7 @@ final class McpToolRoutes {
         ApiError.badRequest(e.getMessage()).send(ctx.response());
         return;
       }
-      vertx.executeBlocking(() -> {
-        store.save(next);
-        return next;
-      }).onComplete(saved -> {
+      store.save(next).onComplete(saved -> {
         if (saved.failed()) {
           ApiException.of(saved.cause()).send(ctx.response());
           return;

@@ -4,10 +4,9 @@ import com.fasterxml.jackson.databind.JsonNode;
 import io.switchboard.protocol.CloseCodes;
 import io.switchboard.protocol.RelayMessage;
 import io.switchboard.protocol.WireCodec;
+import io.switchboard.server.auth.Authenticator;
+import io.switchboard.server.http.AgentSocket;
 import io.switchboard.vertx.CallerContext;
-import io.switchboard.server.http.ClientKeyPolicy;
-import io.switchboard.server.http.DialInWatch;
-import io.switchboard.server.http.Secret;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
 import io.vertx.core.Vertx;
@@ -25,12 +24,12 @@ import org.slf4j.LoggerFactory;
  * One dialed-in MCP relay, seen from the server: it checks the register message, joins the
  * {@link RelayRegistry}, and carries JSON-RPC messages to the relay and their answers back, many at once.
  */
-final class RelayConnection implements DialInWatch.Connection {
+final class RelayConnection implements AgentSocket.Agent {
 
   private static final Logger log = LoggerFactory.getLogger(RelayConnection.class);
 
   /** What a connection needs from the server. */
-  record Settings(Secret clientKey, long heartbeatMs, int maxMessageBytes) {}
+  record Settings(long heartbeatMs, int maxMessageBytes) {}
 
   /** Why a call got no answer from the relay. */
   static final class Gone extends RuntimeException {
@@ -43,22 +42,21 @@ final class RelayConnection implements DialInWatch.Connection {
   private final ServerWebSocket ws;
   private final RelayRegistry registry;
   private final Settings settings;
-  private final String bearer;
+  private final Authenticator auth;
   private final Map<Long, Promise<RelayMessage.RpcResult>> pending = new ConcurrentHashMap<>();
   private final AtomicLong reqs = new AtomicLong();
   private final AtomicLong failures = new AtomicLong();
   private volatile String id;
   private volatile String name;
   private volatile boolean closed;
-  private DialInWatch watch;
+  private AgentSocket socket;
 
-  RelayConnection(Vertx vertx, ServerWebSocket ws, RelayRegistry registry, Settings settings) {
+  RelayConnection(Vertx vertx, ServerWebSocket ws, RelayRegistry registry, Authenticator auth, Settings settings) {
     this.vertx = vertx;
     this.ws = ws;
     this.registry = registry;
     this.settings = settings;
-    String auth = ws.headers().get("Authorization");
-    this.bearer = auth != null && auth.regionMatches(true, 0, "Bearer ", 0, 7) ? auth.substring(7).trim() : null;
+    this.auth = auth;
   }
 
   String id() {
@@ -87,7 +85,7 @@ final class RelayConnection implements DialInWatch.Connection {
     ws.textMessageHandler(this::onText);
     ws.closeHandler(v -> onClosed());
     ws.exceptionHandler(e -> log.debug("relay connection error: {}", e.getMessage()));
-    watch = new DialInWatch(vertx, settings.heartbeatMs(), this);
+    socket = new AgentSocket(vertx, ws, "MCP relay", auth, settings.heartbeatMs(), this);
   }
 
   @Override
@@ -96,15 +94,13 @@ final class RelayConnection implements DialInWatch.Connection {
   }
 
   @Override
-  public void registerTimedOut() {
-    reject(CloseCodes.BAD_REGISTER, "no register message in time");
+  public void dropped() {
+    onClosed();
   }
 
   @Override
-  public void silent(long silentMs) {
-    log.warn("relay {} sent nothing for {} ms; dropping it", id, silentMs);
-    ws.close(CloseCodes.HEARTBEAT_TIMEOUT, "heartbeat timeout");
-    onClosed();
+  public String describe() {
+    return "relay " + id;
   }
 
   @Override
@@ -152,13 +148,13 @@ final class RelayConnection implements DialInWatch.Connection {
   }
 
   private void onText(String text) {
-    watch.heard();
+    socket.heard();
     RelayMessage message;
     try {
       message = WireCodec.decodeRelay(text);
     } catch (IllegalArgumentException e) {
       if (id == null) {
-        reject(CloseCodes.BAD_REGISTER, "first message must be a register message");
+        socket.reject(CloseCodes.BAD_REGISTER, "first message must be a register message");
       } else {
         log.warn("relay {} sent an unreadable message: {}", id, e.getMessage());
       }
@@ -168,7 +164,7 @@ final class RelayConnection implements DialInWatch.Connection {
       if (message instanceof RelayMessage.Register register) {
         onRegister(register);
       } else {
-        reject(CloseCodes.BAD_REGISTER, "first message must be a register message");
+        socket.reject(CloseCodes.BAD_REGISTER, "first message must be a register message");
       }
       return;
     }
@@ -185,10 +181,7 @@ final class RelayConnection implements DialInWatch.Connection {
   }
 
   private void onRegister(RelayMessage.Register register) {
-    ClientKeyPolicy.Refusal refusal = ClientKeyPolicy.check(settings.clientKey(),
-        register.clientKey() != null && !register.clientKey().isEmpty() ? register.clientKey() : bearer);
-    if (refusal != null) {
-      reject(refusal.code(), refusal.reason());
+    if (!socket.admit(register.clientKey())) {
       return;
     }
     id = register.id() == null || register.id().isBlank() ? UUID.randomUUID().toString() : register.id();
@@ -202,12 +195,7 @@ final class RelayConnection implements DialInWatch.Connection {
     ws.close(CloseCodes.REPLACED, "replaced by a newer connection with the same relay id");
     failPending("relay " + id + " was replaced by a newer connection");
     closed = true;
-    watch.stop();
-  }
-
-  private void reject(short code, String reason) {
-    log.warn("rejecting an MCP relay from {}: {}", ws.remoteAddress(), reason);
-    ws.close(code, reason);
+    socket.stop();
   }
 
   private void onClosed() {
@@ -215,7 +203,7 @@ final class RelayConnection implements DialInWatch.Connection {
       return;
     }
     closed = true;
-    watch.stop();
+    socket.stop();
     if (id != null) {
       registry.remove(this);
       log.info("relay {} disconnected", id);

@@ -2,13 +2,15 @@ package io.switchboard.server.mcp;
 
 import com.fasterxml.jackson.core.type.TypeReference;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.switchboard.protocol.Json;
+import io.switchboard.server.store.Database;
+import io.vertx.core.Future;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.util.List;
 import java.util.Map;
 import java.util.function.Function;
 import java.util.stream.Collectors;
-import org.jdbi.v3.core.Jdbi;
 
 /** The admin's settings of MCP tools, by tool id. A tool without a row is enabled and unfiltered. */
 final class ToolSettingsStore {
@@ -20,33 +22,34 @@ final class ToolSettingsStore {
     }
   }
 
-  private static final ObjectMapper JSON = new ObjectMapper();
+  private static final ObjectMapper JSON = Json.MAPPER;
 
-  private final Jdbi jdbi;
+  private final Database database;
 
-  ToolSettingsStore(Jdbi jdbi) {
-    this.jdbi = jdbi;
+  ToolSettingsStore(Database database) {
+    this.database = database;
   }
 
-  Map<String, Settings> all() {
-    return jdbi.withHandle(h -> h.createQuery("SELECT tool_id, enabled, filters, updated FROM mcp_tool_settings")
+  Future<Map<String, Settings>> all() {
+    return database.read(h -> h.createQuery("SELECT tool_id, enabled, filters, updated FROM mcp_tool_settings")
         .map((rs, ctx) -> new Settings(rs.getString("tool_id"), rs.getBoolean("enabled"), read(rs.getString("filters")),
             rs.getLong("updated")))
-        .list()).stream().collect(Collectors.toMap(Settings::toolId, Function.identity()));
+        .list()).map(rows -> rows.stream().collect(Collectors.toMap(Settings::toolId, Function.identity())));
   }
 
-  void save(Settings settings) {
+  Future<Settings> save(Settings settings) {
     String filters;
     try {
       filters = JSON.writeValueAsString(settings.disallowedKeywords());
     } catch (IOException e) {
       throw new UncheckedIOException(e);
     }
-    jdbi.useTransaction(h -> {
+    return database.tx(h -> {
       h.createUpdate("DELETE FROM mcp_tool_settings WHERE tool_id = :id").bind("id", settings.toolId()).execute();
       h.createUpdate("INSERT INTO mcp_tool_settings (tool_id, enabled, filters, updated) VALUES (:id, :enabled, :filters, :updated)")
           .bind("id", settings.toolId()).bind("enabled", settings.enabled()).bind("filters", filters)
           .bind("updated", settings.updated()).execute();
+      return settings;
     });
   }
 

@@ -3,9 +3,10 @@ package io.switchboard.server.metrics;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.switchboard.server.ServerConfig;
-import io.vertx.core.Handler;
-import io.vertx.ext.web.Router;
-import io.vertx.ext.web.RoutingContext;
+import io.switchboard.server.auth.Scope;
+import io.switchboard.server.http.Capability;
+import io.switchboard.server.http.Mount;
+import io.switchboard.vertx.Blocking;
 import java.util.Map;
 import java.util.function.Supplier;
 
@@ -13,7 +14,7 @@ import java.util.function.Supplier;
  * {@code GET /metrics} (Prometheus text, public as spec 000 has it) and {@code GET /api/v1/metrics}
  * (spec 002's JSON, computed from the same traffic).
  */
-public final class MetricsRoutes {
+public final class MetricsRoutes implements Capability {
 
   /** What the JSON metrics need from the rest of the server, read when asked. */
   public record Status(String serverStatus, Map<String, String> llmStatus, int queueLength) {}
@@ -28,20 +29,18 @@ public final class MetricsRoutes {
     this.status = status;
   }
 
-  /** Mounts the Prometheus endpoint: on the main router, or on the router of the metrics port. */
-  public void mountPrometheus(Router web) {
-    web.get("/metrics").handler(ctx -> ctx.vertx().<String>executeBlocking(metrics::scrape, false).onComplete(ar -> {
+  /** The Prometheus endpoint goes on the metrics port's router, which is the main one when it has no port of its own. */
+  @Override
+  public void mount(Mount mount) {
+    mount.metricsWeb().get("/metrics").handler(ctx -> Blocking.call(ctx.vertx(), metrics::scrape).onComplete(ar -> {
       if (ar.failed()) {
         ctx.fail(ar.cause());
       } else {
         ctx.response().putHeader("Content-Type", "text/plain; version=0.0.4; charset=utf-8").end(ar.result());
       }
     }));
-  }
-
-  public void mountJson(Router web, Handler<RoutingContext> auth) {
-    web.get("/api/v1/metrics").handler(auth).handler(ctx -> ctx.response().putHeader("Content-Type", "application/json")
-        .end(json().toString()));
+    mount.web().get("/api/v1/metrics").handler(mount.auth().require(Scope.INFERENCE))
+        .handler(ctx -> ctx.response().putHeader("Content-Type", "application/json").end(json().toString()));
   }
 
   ObjectNode json() {

@@ -2,10 +2,14 @@ package io.switchboard.server.state;
 
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.switchboard.server.auth.Authenticator;
+import io.switchboard.server.auth.Scope;
 import io.switchboard.server.http.ApiError;
+import io.switchboard.server.http.Capability;
+import io.switchboard.server.http.Mount;
 import io.switchboard.vertx.CallerContext;
 import io.vertx.core.Context;
-import io.vertx.core.Handler;
+import io.vertx.core.Future;
 import io.vertx.core.Vertx;
 import io.vertx.core.http.HttpServerResponse;
 import io.vertx.ext.web.Router;
@@ -23,7 +27,7 @@ import java.util.concurrent.ConcurrentHashMap;
  * {@link #BEAT_MS} so proxies keep the connection open and a new watcher is never kept waiting.
  * Each watcher's event is written on its own connection's context, not the tick's.
  */
-public final class StateRoutes {
+public final class StateRoutes implements Capability {
 
   static final long TICK_MS = 500;
   static final long BEAT_MS = 5_000;
@@ -46,17 +50,27 @@ public final class StateRoutes {
    * Adds the routes. The dashboard page itself is served to anyone: it holds no data, and asks for
    * the key that the state endpoints it reads need.
    */
-  public void mount(Router web, Handler<RoutingContext> auth) {
+  @Override
+  public void mount(Mount mount) {
+    Router web = mount.web();
+    Authenticator.Requirement auth = mount.auth().require(Scope.INFERENCE);
     web.get("/state").handler(ctx -> ctx.response().putHeader("Content-Type", "text/html; charset=utf-8")
         .putHeader("Cache-Control", "no-store").end(DASHBOARD));
     web.get("/api/state").handler(auth).handler(ctx -> ctx.response().putHeader("Content-Type", "application/json")
         .end(envelope().toString()));
     web.get("/api/state/stream").handler(auth).handler(this::watch);
     web.get("/api/state/view/:file").handler(auth).handler(this::view);
-    timer = vertx.setPeriodic(TICK_MS, t -> tick());
   }
 
-  public void close() {
+  @Override
+  public Future<Void> start() {
+    timer = vertx.setPeriodic(TICK_MS, t -> tick());
+    return Future.succeededFuture();
+  }
+
+  /** Ends every watcher's stream. */
+  @Override
+  public Future<Void> stop() {
     if (timer >= 0) {
       vertx.cancelTimer(timer);
     }
@@ -65,6 +79,7 @@ public final class StateRoutes {
         response.end();
       }
     }));
+    return Future.succeededFuture();
   }
 
   ObjectNode envelope() {

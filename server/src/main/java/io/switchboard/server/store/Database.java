@@ -2,12 +2,16 @@ package io.switchboard.server.store;
 
 import com.zaxxer.hikari.HikariConfig;
 import com.zaxxer.hikari.HikariDataSource;
+import io.switchboard.vertx.Blocking;
+import io.vertx.core.Future;
+import io.vertx.core.Vertx;
 import java.nio.file.Path;
 import java.sql.SQLException;
 import java.sql.SQLNonTransientConnectionException;
 import java.sql.SQLRecoverableException;
 import java.sql.SQLTransientConnectionException;
 import org.flywaydb.core.Flyway;
+import org.jdbi.v3.core.HandleCallback;
 import org.jdbi.v3.core.Jdbi;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -21,20 +25,23 @@ public final class Database implements AutoCloseable {
 
   private static final Logger log = LoggerFactory.getLogger(Database.class);
 
+  private final Vertx vertx;
   private final HikariDataSource dataSource;
   private final Jdbi jdbi;
 
-  private Database(HikariDataSource dataSource) {
+  private Database(Vertx vertx, HikariDataSource dataSource) {
+    this.vertx = vertx;
     this.dataSource = dataSource;
     this.jdbi = Jdbi.create(dataSource);
   }
 
   /**
-   * Opens and migrates the database.
+   * Opens and migrates the database. Blocks: call it from a thread that may.
    *
+   * @param vertx where the futures of {@link #read} and {@link #tx} complete
    * @param url a JDBC URL, or null for {@code switchboard.db} in {@code dataDir}
    */
-  public static Database open(String url, Path dataDir) {
+  public static Database open(Vertx vertx, String url, Path dataDir) {
     HikariConfig config = new HikariConfig();
     String jdbcUrl = url != null ? url : "jdbc:sqlite:" + dataDir.resolve("switchboard.db").toAbsolutePath();
     config.setJdbcUrl(jdbcUrl);
@@ -62,11 +69,20 @@ public final class Database implements AutoCloseable {
       }
       throw new IllegalStateException("cannot open database " + redact(jdbcUrl) + " (database_url): " + e.getMessage(), e);
     }
-    return new Database(dataSource);
+    return new Database(vertx, dataSource);
   }
 
-  public Jdbi jdbi() {
-    return jdbi;
+  /**
+   * Runs SQL that reads, off the event loop (see {@link Blocking}); the future completes on the
+   * caller's context. Fails with what {@link #unreachable} recognises while the database is down.
+   */
+  public <T> Future<T> read(HandleCallback<T, Exception> sql) {
+    return Blocking.call(vertx, () -> jdbi.withHandle(sql));
+  }
+
+  /** Runs SQL that writes, in one transaction: all of it is kept or none. As {@link #read}, off the event loop. */
+  public <T> Future<T> tx(HandleCallback<T, Exception> sql) {
+    return Blocking.call(vertx, () -> jdbi.inTransaction(sql));
   }
 
   @Override

@@ -2,14 +2,17 @@ package io.switchboard.server.system;
 
 import io.switchboard.protocol.BuildInfo;
 import io.switchboard.server.http.Admission;
+import io.switchboard.server.http.Capability;
+import io.switchboard.server.http.Mount;
 import io.vertx.ext.web.Router;
 
 /** Health and version: public, answered without touching anything else. */
-public final class SystemRoutes {
+public final class SystemRoutes implements Capability {
 
-  private SystemRoutes() {}
-
-  public static void mount(Router web, Admission admission) {
+  @Override
+  public void mount(Mount mount) {
+    Router web = mount.web();
+    Admission admission = mount.admission();
     web.get("/healthz").handler(ctx -> {
       boolean draining = admission.draining();
       ctx.response()

@@ -32,6 +32,7 @@ import io.netty.util.AsciiString;
 import io.netty.util.ReferenceCountUtil;
 import io.netty.util.concurrent.ScheduledFuture;
 import io.switchboard.protocol.Failures;
+import io.switchboard.protocol.Json;
 import io.switchboard.vertx.CallerContext;
 import io.switchboard.vertx.VertxInternals;
 import io.vertx.core.Future;
@@ -67,7 +68,7 @@ import javax.net.ssl.SSLParameters;
  */
 public final class UpstreamBackend implements Backend {
 
-  private static final ObjectMapper JSON = new ObjectMapper();
+  private static final ObjectMapper JSON = Json.MAPPER;
   /** Hop-by-hop headers and those the gateway sets itself. */
   private static final List<AsciiString> DROPPED_RESPONSE_HEADERS = List.of(HttpHeaderNames.CONNECTION,
       HttpHeaderNames.TRANSFER_ENCODING, HttpHeaderNames.KEEP_ALIVE, HttpHeaderNames.ACCESS_CONTROL_ALLOW_ORIGIN,

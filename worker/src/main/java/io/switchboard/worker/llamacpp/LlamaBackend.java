@@ -5,10 +5,10 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import de.kherud.llama.InferenceParameters;
-import de.kherud.llama.LogLevel;
 import de.kherud.llama.LlamaIterator;
 import de.kherud.llama.LlamaModel;
 import de.kherud.llama.LlamaOutput;
+import de.kherud.llama.LogLevel;
 import de.kherud.llama.ModelParameters;
 import de.kherud.llama.Pair;
 import de.kherud.llama.args.LogFormat;
@@ -17,6 +17,7 @@ import io.netty.handler.codec.http.DefaultHttpHeaders;
 import io.netty.handler.codec.http.HttpHeaderNames;
 import io.netty.handler.codec.http.HttpHeaders;
 import io.switchboard.protocol.Failures;
+import io.switchboard.protocol.Json;
 import io.switchboard.worker.backend.Backend;
 import io.switchboard.worker.backend.BackendCall;
 import io.switchboard.worker.backend.BackendRequest;
@@ -50,7 +51,7 @@ import org.slf4j.LoggerFactory;
 public final class LlamaBackend implements Backend {
 
   private static final Logger log = LoggerFactory.getLogger(LlamaBackend.class);
-  private static final ObjectMapper JSON = new ObjectMapper();
+  private static final ObjectMapper JSON = Json.MAPPER;
 
   /**
    * How models are loaded.

@@ -1,4 +1,4 @@
-package io.switchboard.server.http;
+package io.switchboard.protocol;
 
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
@@ -23,6 +23,11 @@ public final class Secret {
   /** Whether the candidate is this secret; the time taken does not depend on where they differ. */
   public boolean matches(String candidate) {
     return candidate != null && MessageDigest.isEqual(hash, sha256(candidate));
+  }
+
+  /** Whether both are the same secret, compared in constant time: hash a presented key once, then compare it with many. */
+  public boolean sameAs(Secret other) {
+    return other != null && MessageDigest.isEqual(hash, other.hash);
   }
 
   private static byte[] sha256(String text) {

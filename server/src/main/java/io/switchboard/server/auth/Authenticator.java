@@ -1,0 +1,197 @@
+package io.switchboard.server.auth;
+
+import io.switchboard.protocol.CloseCodes;
+import io.switchboard.protocol.Credentials;
+import io.switchboard.protocol.Secret;
+import io.switchboard.server.ServerConfig;
+import io.switchboard.server.http.ApiError;
+import io.vertx.core.Handler;
+import io.vertx.core.http.HttpServerRequest;
+import io.vertx.core.net.SocketAddress;
+import io.vertx.ext.web.RoutingContext;
+import java.net.InetAddress;
+import java.net.UnknownHostException;
+import java.util.ArrayList;
+import java.util.EnumSet;
+import java.util.List;
+import java.util.Set;
+
+/**
+ * Resolves what a request or an agent's dial-in carries into a {@link Principal}, for every edge of
+ * the server: the router's routes ({@link #require}), the HTTP/1.1 inference fast path
+ * ({@link #authenticate}) and the WebSocket upgrades of workers and relays ({@link #admitAgent}).
+ *
+ * <p>Where no key guards a scope, clients on the loopback interface have it without one, so that a
+ * server started without keys is never an open gateway on the network. Keys are held hashed and
+ * every one is compared, so the time taken says nothing about which matched.
+ */
+public final class Authenticator {
+
+  /** What {@link #authenticate} decided: the principal, or why the request is refused. */
+  public sealed interface Outcome permits Admitted, Refused {}
+
+  public record Admitted(Principal principal) implements Outcome {}
+
+  public record Refused(ApiError error) implements Outcome {}
+
+  /** Why an agent (worker, relay) is turned away: the close code and the reason it is told. */
+  public record AgentRefusal(short code, String reason) {}
+
+  private record Key(Secret secret, Principal principal) {}
+
+  private final List<Key> keys;
+  /** The scopes no key guards: a loopback client has them without a key. */
+  private final Set<Scope> unguarded;
+  private final Principal loopback;
+  private final Secret clientKey;
+
+  /**
+   * Management keys manage; without any, the API key does. Inference keys, the API key and the
+   * management keys all reach the OpenAI API. The client key admits workers and relays.
+   */
+  public Authenticator(ServerConfig config) {
+    List<Key> all = new ArrayList<>();
+    boolean managementKeys = !config.managementKeys().isEmpty();
+    if (config.apiKey() != null && !config.apiKey().isEmpty()) {
+      all.add(key(config.apiKey(), "api_key", managementKeys ? Set.of(Scope.INFERENCE) : Set.of(Scope.INFERENCE, Scope.MANAGEMENT)));
+    }
+    for (int i = 0; i < config.inferenceKeys().size(); i++) {
+      all.add(key(config.inferenceKeys().get(i), "inference_key:" + (i + 1), Set.of(Scope.INFERENCE)));
+    }
+    for (int i = 0; i < config.managementKeys().size(); i++) {
+      all.add(key(config.managementKeys().get(i), "management_key:" + (i + 1), Set.of(Scope.INFERENCE, Scope.MANAGEMENT)));
+    }
+    this.keys = all.stream().filter(k -> k.secret() != null).toList();
+    EnumSet<Scope> open = EnumSet.allOf(Scope.class);
+    keys.forEach(k -> open.removeAll(k.principal().scopes()));
+    this.unguarded = Set.copyOf(open);
+    this.loopback = new Principal("loopback", Principal.Via.LOOPBACK, unguarded);
+    this.clientKey = Secret.ofNullable(config.clientKey());
+  }
+
+  private static Key key(String plain, String id, Set<Scope> scopes) {
+    return new Key(Secret.ofNullable(plain), new Principal(id, Principal.Via.SERVICE_KEY, scopes));
+  }
+
+  /** A route handler that lets a request on only when its principal may {@code scope}; 401 in the OpenAI shape otherwise. */
+  public Requirement require(Scope scope) {
+    return new Requirement(scope, false);
+  }
+
+  /**
+   * Decides a request from its {@code Authorization} and {@code X-API-Key} headers.
+   *
+   * @param loopbackClient whether the client is on this machine
+   */
+  public Outcome authenticate(String authorization, String apiKeyHeader, boolean loopbackClient, Scope scope) {
+    String presented = Credentials.presented(authorization, apiKeyHeader);
+    Principal principal = resolve(presented, loopbackClient);
+    if (principal != null && principal.may(scope)) {
+      return new Admitted(principal);
+    }
+    return new Refused(refusal(presented, scope));
+  }
+
+  private Principal resolve(String presented, boolean loopbackClient) {
+    Principal matched = presented == null ? null : match(Secret.ofNullable(presented));
+    if (!loopbackClient || unguarded.isEmpty()) {
+      return matched;
+    }
+    if (matched == null) {
+      return loopback;
+    }
+    EnumSet<Scope> scopes = EnumSet.copyOf(unguarded);
+    scopes.addAll(matched.scopes());
+    return new Principal(matched.id(), matched.via(), scopes);
+  }
+
+  private Principal match(Secret presented) {
+    Principal matched = null;
+    for (Key key : keys) {
+      // Every key is compared, so that the time says nothing about which one matched.
+      if (key.secret().sameAs(presented) && matched == null) {
+        matched = key.principal();
+      }
+    }
+    return matched;
+  }
+
+  private ApiError refusal(String presented, Scope scope) {
+    if (unguarded.contains(scope)) {
+      return ApiError.unauthorized("this server has no key configured for this endpoint, so it only serves clients on its own machine");
+    }
+    if (presented == null) {
+      return ApiError.unauthorized("missing API key: send it as 'Authorization: Bearer <key>'");
+    }
+    return ApiError.unauthorized("invalid API key");
+  }
+
+  /**
+   * Spec 000's rule for agents that dial in (workers, relays): with a client key configured they must
+   * send it, in their first message or as the upgrade's bearer token; without one they must send
+   * none, so that a misconfigured agent fails at once instead of believing it is protected.
+   *
+   * @return null when the agent may register, else why not
+   */
+  public AgentRefusal admitAgent(String inMessage, String upgradeAuthorization) {
+    String offered = inMessage != null && !inMessage.isEmpty() ? inMessage : Credentials.bearer(upgradeAuthorization);
+    if (clientKey == null && offered != null) {
+      return new AgentRefusal(CloseCodes.UNEXPECTED_CLIENT_KEY, "this server has no client key configured; start the agent without one");
+    }
+    if (clientKey != null && offered == null) {
+      return new AgentRefusal(CloseCodes.UNAUTHORIZED, "client key required");
+    }
+    if (clientKey != null && !clientKey.matches(offered)) {
+      return new AgentRefusal(CloseCodes.UNAUTHORIZED, "invalid client key");
+    }
+    return null;
+  }
+
+  static boolean isLoopback(SocketAddress address) {
+    if (address == null || address.hostAddress() == null) {
+      return false;
+    }
+    try {
+      return InetAddress.getByName(address.hostAddress()).isLoopbackAddress();
+    } catch (UnknownHostException e) {
+      return false;
+    }
+  }
+
+  /**
+   * The handler a route puts first in its chain: it resolves the principal once per request, puts it
+   * on the context and lets the request on when it may {@code scope}.
+   *
+   * @param plainErrors answer 401 as {@code {"error":"..."}} (the instances API, as llamactl does) instead of the OpenAI shape
+   */
+  public final class Requirement implements Handler<RoutingContext> {
+    private final Scope scope;
+    private final boolean plainErrors;
+
+    private Requirement(Scope scope, boolean plainErrors) {
+      this.scope = scope;
+      this.plainErrors = plainErrors;
+    }
+
+    /** The same requirement, refusing with the instances API's plain error shape. */
+    public Requirement withPlainErrors() {
+      return new Requirement(scope, true);
+    }
+
+    @Override
+    public void handle(RoutingContext ctx) {
+      HttpServerRequest request = ctx.request();
+      Principal known = Principal.of(ctx);
+      Outcome outcome = known != null && known.may(scope) ? new Admitted(known)
+          : authenticate(request.getHeader("Authorization"), request.getHeader("X-API-Key"), isLoopback(request.remoteAddress()), scope);
+      switch (outcome) {
+        case Admitted admitted -> {
+          admitted.principal().putOn(ctx);
+          ctx.next();
+        }
+        case Refused refused when plainErrors -> refused.error().sendPlain(ctx.response());
+        case Refused refused -> refused.error().send(ctx.response());
+      }
+    }
+  }
+}

@@ -1,0 +1,9 @@
+package io.switchboard.server.auth;
+
+/** What a principal may do; each route requires one. */
+public enum Scope {
+  /** The OpenAI API, MCP tools, state and metrics. */
+  INFERENCE,
+  /** Managed instances, tool settings, workers' drain. */
+  MANAGEMENT
+}

@@ -1,0 +1,14 @@
+package io.switchboard.server.http;
+
+import io.switchboard.server.auth.Authenticator;
+import io.vertx.ext.web.Router;
+
+/**
+ * What a {@link Capability} mounts its routes with.
+ *
+ * @param web the API's router
+ * @param metricsWeb the router of {@code /metrics}: {@code web}, or the metrics port's own
+ * @param auth turns a request's credentials into a principal; routes put {@code auth.require(scope)} first
+ * @param admission counts requests in flight and refuses new ones while the server drains
+ */
+public record Mount(Router web, Router metricsWeb, Authenticator auth, Admission admission) {}
