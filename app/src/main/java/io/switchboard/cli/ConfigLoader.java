@@ -38,6 +38,7 @@ public final class ConfigLoader {
     // A config file's unknown key is a typo to report, not a newer peer's field to skip.
     this.mapper = Json.MAPPER.rebuild()
         .enable(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES)
+        .disable(DeserializationFeature.READ_UNKNOWN_ENUM_VALUES_AS_NULL)
         .addModule(durations)
         .build();
     this.yaml = new ObjectMapper(new YAMLFactory());

@@ -7,7 +7,9 @@ import com.fasterxml.jackson.databind.json.JsonMapper;
 
 /**
  * The one JSON mapper of every module: records bind to snake_case fields, nulls are left out, and
- * fields a reader does not know are ignored (a newer peer may send more). Thread-safe; share it.
+ * fields and enum values a reader does not know are ignored, read as absent (a newer peer may send
+ * more). Thread-safe; share it. Where unknown input is the user's mistake, derive a stricter one
+ * with {@code rebuild()}.
  */
 public final class Json {
 
@@ -15,6 +17,7 @@ public final class Json {
       .propertyNamingStrategy(PropertyNamingStrategies.SNAKE_CASE)
       .defaultPropertyInclusion(JsonInclude.Value.construct(JsonInclude.Include.NON_NULL, JsonInclude.Include.NON_NULL))
       .disable(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES)
+      .enable(DeserializationFeature.READ_UNKNOWN_ENUM_VALUES_AS_NULL)
       .build();
 
   private Json() {}

@@ -2,10 +2,12 @@ package io.switchboard.protocol;
 
 import com.fasterxml.jackson.annotation.JsonSubTypes;
 import com.fasterxml.jackson.annotation.JsonTypeInfo;
+import com.fasterxml.jackson.annotation.JsonValue;
 import io.netty.handler.codec.http.DefaultHttpHeaders;
 import io.netty.handler.codec.http.HttpHeaders;
 import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 
 /**
@@ -62,10 +64,24 @@ public sealed interface WorkerMessage {
 
   /**
    * Worker to server: a change of what the worker offers, without reconnecting. Null fields are
-   * unchanged. {@code status} is {@code "ready"}, {@code "loading"} (models are being loaded; more
-   * will be announced) or {@code "draining"}.
+   * unchanged; so is a status this server does not know (a newer worker's).
    */
-  record StatusUpdate(List<String> models, Integer maxConcurrency, String status) implements WorkerMessage {}
+  record StatusUpdate(List<String> models, Integer maxConcurrency, Status status) implements WorkerMessage {}
+
+  /** What a worker is doing, as {@link StatusUpdate} says it: on the wire, the lower-case name. */
+  enum Status {
+    /** Serving its models. */
+    READY,
+    /** Loading models; more will be announced. */
+    LOADING,
+    /** Finishing what it runs, then leaving; it takes no new requests. */
+    DRAINING;
+
+    @JsonValue
+    public String wire() {
+      return name().toLowerCase(Locale.ROOT);
+    }
+  }
 
   /** Either way, every heartbeat interval; a peer silent for three intervals is considered gone. */
   record Heartbeat(long ts) implements WorkerMessage {}

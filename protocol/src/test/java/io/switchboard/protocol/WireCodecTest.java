@@ -34,7 +34,7 @@ class WireCodecTest {
         new WorkerMessage.Registered("id", 5000, null),
         new WorkerMessage.Registered("id", 5000, 4),
         new WorkerMessage.Lane("k", "w1"),
-        new WorkerMessage.StatusUpdate(List.of("m"), 2, "draining"),
+        new WorkerMessage.StatusUpdate(List.of("m"), 2, WorkerMessage.Status.DRAINING),
         new WorkerMessage.Heartbeat(123),
         new WorkerMessage.Request(7, "POST", "/chat/completions", Map.of("Accept", "text/event-stream"), true, 42),
         new WorkerMessage.ResponseHead(7, 200, Map.of("Content-Type", "application/json")),

@@ -277,7 +277,7 @@ public final class WorkerAgent {
     }
     firstRegistration.tryComplete();
     List<String> changed = models.equals(registeredModels) ? null : models;
-    String status = draining ? "draining" : loading ? "loading" : null;
+    WorkerMessage.Status status = draining ? WorkerMessage.Status.DRAINING : loading ? WorkerMessage.Status.LOADING : null;
     if (changed != null || status != null) {
       send(new WorkerMessage.StatusUpdate(changed, null, status));
     }
@@ -291,7 +291,7 @@ public final class WorkerAgent {
     context.runOnContext(v -> {
       loading = now;
       if (registered && !draining) {
-        send(new WorkerMessage.StatusUpdate(null, null, now ? "loading" : "ready"));
+        send(new WorkerMessage.StatusUpdate(null, null, now ? WorkerMessage.Status.LOADING : WorkerMessage.Status.READY));
       }
     });
   }
@@ -416,7 +416,7 @@ public final class WorkerAgent {
     draining = true;
     log.info("draining: {} request(s) in flight", active.size());
     if (registered) {
-      send(new WorkerMessage.StatusUpdate(null, null, "draining"));
+      send(new WorkerMessage.StatusUpdate(null, null, WorkerMessage.Status.DRAINING));
     }
     vertx.setTimer(Math.max(1, config.drainTimeout().toMillis()), t -> {
       if (!active.isEmpty()) {

@@ -1,22 +1,32 @@
 package io.switchboard.server.instances;
 
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectReader;
+import com.fasterxml.jackson.databind.cfg.CoercionAction;
+import com.fasterxml.jackson.databind.cfg.CoercionInputShape;
+import com.fasterxml.jackson.databind.exc.InvalidFormatException;
+import com.fasterxml.jackson.databind.exc.MismatchedInputException;
+import com.fasterxml.jackson.databind.exc.UnrecognizedPropertyException;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import com.fasterxml.jackson.databind.node.TextNode;
+import com.fasterxml.jackson.databind.type.LogicalType;
+import io.switchboard.protocol.Json;
 import io.switchboard.server.Durations;
 import io.switchboard.worker.instances.BackendType;
 import java.time.Duration;
-import java.util.ArrayList;
-import java.util.Iterator;
-import java.util.LinkedHashMap;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
-import java.util.Set;
+import java.util.Objects;
 import java.util.TreeSet;
+import java.util.stream.Collectors;
 
 /**
  * What a user says about an instance: which model server to run with which options, and how
- * Switchboard looks after it. Parsed from and written as the JSON of the instances API.
+ * Switchboard looks after it. Read from and written as the JSON of the instances API ({@link Fields}).
  *
  * @param backendType the model server
  * @param backendOptions its options, turned into flags by {@link BackendType#command}
@@ -47,12 +57,34 @@ public record InstanceConfig(
     Duration restartDelay,
     int maxConcurrency) {
 
-  private static final Set<String> FIELDS = Set.of("backend_type", "backend_options", "model", "extra_args", "environment",
-      "command_override", "port", "auto_start", "on_demand_start", "idle_timeout", "auto_restart", "max_restarts",
-      "restart_delay", "max_concurrency");
+  /**
+   * The JSON of an instance's options, as the API takes and shows them: every field may be left out.
+   * {@code model} at the top level is short for {@code backend_options.model}. The durations are a
+   * string ({@code 90s}, {@code 30m}) or, as llamactl writes them, a number of minutes
+   * ({@code idle_timeout}) or seconds ({@code restart_delay}).
+   */
+  public record Fields(BackendType backendType, ObjectNode backendOptions, String model, List<String> extraArgs,
+      Map<String, String> environment, String commandOverride, Integer port, Boolean autoStart, Boolean onDemandStart,
+      JsonNode idleTimeout, Boolean autoRestart, Integer maxRestarts, JsonNode restartDelay, Integer maxConcurrency) {}
+
+  /** Jackson's mapper, stricter: an unknown field, a number as a flag or a string as a number is the user's mistake to hear about. */
+  private static final ObjectReader READER = Json.MAPPER.rebuild()
+      .enable(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES)
+      .enable(DeserializationFeature.FAIL_ON_NUMBERS_FOR_ENUMS)
+      .disable(DeserializationFeature.READ_UNKNOWN_ENUM_VALUES_AS_NULL)
+      .disable(DeserializationFeature.ACCEPT_FLOAT_AS_INT)
+      .withCoercionConfig(LogicalType.Integer, c -> c.setCoercion(CoercionInputShape.String, CoercionAction.Fail))
+      .withCoercionConfig(LogicalType.Boolean, c -> c.setCoercion(CoercionInputShape.String, CoercionAction.Fail)
+          .setCoercion(CoercionInputShape.Integer, CoercionAction.Fail))
+      .build()
+      .readerFor(Fields.class);
+
+  private static final List<String> FIELD_NAMES = Arrays.stream(Fields.class.getRecordComponents())
+      .map(component -> Json.MAPPER.getPropertyNamingStrategy().nameForField(null, null, component.getName()))
+      .toList();
 
   /**
-   * Reads a config; {@code model} at the top level is short for {@code backend_options.model}.
+   * Reads a config.
    *
    * @throws IllegalArgumentException saying which field is wrong and why
    */
@@ -60,26 +92,26 @@ public record InstanceConfig(
     if (json == null || !json.isObject()) {
       throw new IllegalArgumentException("the body must be a JSON object of instance options");
     }
-    for (Iterator<String> names = json.fieldNames(); names.hasNext(); ) {
-      String name = names.next();
-      if (!FIELDS.contains(name)) {
-        throw new IllegalArgumentException("unknown field '" + name + "'; the fields are " + new TreeSet<>(FIELDS));
-      }
+    Fields fields;
+    try {
+      fields = READER.readValue(json);
+    } catch (JsonProcessingException e) {
+      throw new IllegalArgumentException(explain(e), e);
+    } catch (java.io.IOException e) {
+      throw new IllegalArgumentException(e.getMessage(), e);
     }
-    String typeName = text(json, "backend_type", "llama_cpp");
-    BackendType type = BackendType.of(typeName).orElseThrow(() -> new IllegalArgumentException(
-        "unknown backend_type '" + typeName + "'; use llama_cpp, vllm or mlx_lm"));
-    JsonNode optionsNode = json.get("backend_options");
-    if (optionsNode != null && !optionsNode.isNull() && !optionsNode.isObject()) {
-      throw new IllegalArgumentException("backend_options must be an object");
-    }
+    return of(fields);
+  }
+
+  /** Checks what the fields say and fills in what they leave out. */
+  static InstanceConfig of(Fields fields) {
     // The model goes first, so that it leads the command line.
     ObjectNode options = JsonNodeFactory.instance.objectNode();
-    if (json.hasNonNull("model")) {
-      options.put("model", text(json, "model", null));
+    if (fields.model() != null) {
+      options.put("model", nonBlank("model", fields.model()));
     }
-    if (optionsNode != null && optionsNode.isObject()) {
-      optionsNode.fields().forEachRemaining(option -> {
+    if (fields.backendOptions() != null) {
+      fields.backendOptions().properties().forEach(option -> {
         if (!options.has(option.getKey())) {
           options.set(option.getKey(), option.getValue().deepCopy());
         }
@@ -89,127 +121,104 @@ public record InstanceConfig(
     if (problem != null) {
       throw new IllegalArgumentException(problem);
     }
-    Integer port = json.hasNonNull("port") ? integer(json, "port", 0) : null;
+    Integer port = fields.port();
     if (port != null && (port < 1 || port > 65535)) {
       throw new IllegalArgumentException("port must be between 1 and 65535, got " + port);
     }
-    int maxRestarts = integer(json, "max_restarts", 3);
-    int maxConcurrency = integer(json, "max_concurrency", 32);
+    int maxRestarts = Objects.requireNonNullElse(fields.maxRestarts(), 3);
+    int maxConcurrency = Objects.requireNonNullElse(fields.maxConcurrency(), 32);
     if (maxRestarts < 0 || maxConcurrency < 1) {
       throw new IllegalArgumentException("max_restarts must be 0 or more and max_concurrency 1 or more");
     }
-    return new InstanceConfig(type, options, strings(json, "extra_args"), environment(json), text(json, "command_override", null),
-        port, bool(json, "auto_start", false), bool(json, "on_demand_start", true),
-        duration(json, "idle_timeout", Duration.ZERO, Duration.ofMinutes(1)), bool(json, "auto_restart", false), maxRestarts,
-        duration(json, "restart_delay", Duration.ofSeconds(5), Duration.ofSeconds(1)), maxConcurrency);
+    Map<String, String> environment = Objects.requireNonNullElse(fields.environment(), Map.of());
+    environment.forEach((name, value) -> {
+      if (!name.matches("[A-Za-z_][A-Za-z0-9_]*") || value == null) {
+        throw new IllegalArgumentException("environment: '" + name + "' must be a variable name with a string value");
+      }
+    });
+    List<String> extraArgs = Objects.requireNonNullElse(fields.extraArgs(), List.of());
+    if (extraArgs.stream().anyMatch(Objects::isNull)) {
+      throw new IllegalArgumentException("extra_args must be an array of strings");
+    }
+    return new InstanceConfig(Objects.requireNonNullElse(fields.backendType(), BackendType.LLAMA_CPP), options,
+        List.copyOf(extraArgs), Map.copyOf(environment),
+        fields.commandOverride() == null ? null : nonBlank("command_override", fields.commandOverride()), port,
+        Objects.requireNonNullElse(fields.autoStart(), false), Objects.requireNonNullElse(fields.onDemandStart(), true),
+        duration("idle_timeout", fields.idleTimeout(), Duration.ZERO, Duration.ofMinutes(1)),
+        Objects.requireNonNullElse(fields.autoRestart(), false), maxRestarts,
+        duration("restart_delay", fields.restartDelay(), Duration.ofSeconds(5), Duration.ofSeconds(1)), maxConcurrency);
   }
 
   /** The config as the API shows it and the database keeps it; {@link #parse} reads it back. */
   public ObjectNode toJson() {
-    ObjectNode json = JsonNodeFactory.instance.objectNode();
-    json.put("backend_type", backendType.id());
-    json.set("backend_options", backendOptions.deepCopy());
-    extraArgs.forEach(json.putArray("extra_args")::add);
-    ObjectNode env = json.putObject("environment");
-    environment.forEach(env::put);
-    if (commandOverride != null) {
-      json.put("command_override", commandOverride);
-    }
-    if (port != null) {
-      json.put("port", port);
-    }
-    json.put("auto_start", autoStart).put("on_demand_start", onDemandStart)
-        .put("idle_timeout", Durations.format(idleTimeout))
-        .put("auto_restart", autoRestart).put("max_restarts", maxRestarts)
-        .put("restart_delay", Durations.format(restartDelay))
-        .put("max_concurrency", maxConcurrency);
-    return json;
+    return Json.MAPPER.valueToTree(new Fields(backendType, backendOptions.deepCopy(), null, extraArgs, environment,
+        commandOverride, port, autoStart, onDemandStart, TextNode.valueOf(Durations.format(idleTimeout)), autoRestart,
+        maxRestarts, TextNode.valueOf(Durations.format(restartDelay)), maxConcurrency));
   }
 
-  private static String text(JsonNode json, String field, String otherwise) {
-    JsonNode value = json.get(field);
-    if (value == null || value.isNull()) {
-      return otherwise;
+  /** Jackson's complaint, as a user reads it: the field and what it must be. */
+  private static String explain(JsonProcessingException e) {
+    if (e instanceof UnrecognizedPropertyException unknown) {
+      return "unknown field '" + unknown.getPropertyName() + "'; the fields are " + new TreeSet<>(FIELD_NAMES);
     }
-    if (!value.isTextual() || value.asText().isBlank()) {
+    if (e instanceof InvalidFormatException invalid && invalid.getTargetType() == BackendType.class) {
+      return "unknown backend_type '" + invalid.getValue() + "'; use "
+          + Arrays.stream(BackendType.values()).map(BackendType::id).collect(Collectors.joining(", "));
+    }
+    if (e instanceof MismatchedInputException mismatch && !mismatch.getPath().isEmpty()) {
+      String field = mismatch.getPath().getFirst().getFieldName();
+      return field + " must be " + expected(mismatch.getTargetType());
+    }
+    return "the body is not valid instance options: " + e.getOriginalMessage();
+  }
+
+  private static String expected(Class<?> type) {
+    if (type == null) {
+      return "of another type";
+    }
+    if (type == Boolean.class || type == boolean.class) {
+      return "true or false";
+    }
+    if (type == Integer.class || type == int.class) {
+      return "a whole number";
+    }
+    if (type == String.class || List.class.isAssignableFrom(type)) {
+      return List.class.isAssignableFrom(type) ? "an array of strings" : "a string";
+    }
+    if (Map.class.isAssignableFrom(type)) {
+      return "an object of names to string values";
+    }
+    if (type == BackendType.class) {
+      return "one of " + Arrays.stream(BackendType.values()).map(BackendType::id).collect(Collectors.joining(", "));
+    }
+    return "an object";
+  }
+
+  private static String nonBlank(String field, String value) {
+    if (value.isBlank()) {
       throw new IllegalArgumentException(field + " must be a non-empty string");
     }
-    return value.asText();
-  }
-
-  private static boolean bool(JsonNode json, String field, boolean otherwise) {
-    JsonNode value = json.get(field);
-    if (value == null || value.isNull()) {
-      return otherwise;
-    }
-    if (!value.isBoolean()) {
-      throw new IllegalArgumentException(field + " must be true or false");
-    }
-    return value.booleanValue();
-  }
-
-  private static int integer(JsonNode json, String field, int otherwise) {
-    JsonNode value = json.get(field);
-    if (value == null || value.isNull()) {
-      return otherwise;
-    }
-    if (!value.canConvertToInt() || !value.isIntegralNumber()) {
-      throw new IllegalArgumentException(field + " must be a whole number");
-    }
-    return value.intValue();
+    return value;
   }
 
   /** A duration string ({@code 90s}, {@code 30m}), or a number of {@code unit}s as llamactl writes them. */
-  private static Duration duration(JsonNode json, String field, Duration otherwise, Duration unit) {
-    JsonNode value = json.get(field);
+  private static Duration duration(String field, JsonNode value, Duration otherwise, Duration unit) {
     if (value == null || value.isNull()) {
       return otherwise;
     }
     Duration parsed;
     try {
-      parsed = value.isNumber() ? Duration.ofMillis((long) (value.doubleValue() * unit.toMillis())) : Durations.parse(value.asText());
+      parsed = value.isNumber() ? Duration.ofMillis((long) (value.doubleValue() * unit.toMillis()))
+          : value.isTextual() ? Durations.parse(value.asText()) : null;
     } catch (RuntimeException e) {
       throw new IllegalArgumentException(field + ": " + e.getMessage());
+    }
+    if (parsed == null) {
+      throw new IllegalArgumentException(field + " must be a duration like \"90s\" or a number");
     }
     if (parsed.isNegative()) {
       throw new IllegalArgumentException(field + " must not be negative");
     }
     return parsed;
-  }
-
-  private static List<String> strings(JsonNode json, String field) {
-    JsonNode value = json.get(field);
-    List<String> list = new ArrayList<>();
-    if (value == null || value.isNull()) {
-      return list;
-    }
-    if (!value.isArray()) {
-      throw new IllegalArgumentException(field + " must be an array of strings");
-    }
-    value.forEach(item -> {
-      if (!item.isValueNode() || item.isNull()) {
-        throw new IllegalArgumentException(field + " must be an array of strings");
-      }
-      list.add(item.asText());
-    });
-    return List.copyOf(list);
-  }
-
-  private static Map<String, String> environment(JsonNode json) {
-    JsonNode value = json.get("environment");
-    Map<String, String> env = new LinkedHashMap<>();
-    if (value == null || value.isNull()) {
-      return env;
-    }
-    if (!value.isObject()) {
-      throw new IllegalArgumentException("environment must be an object of names to values");
-    }
-    value.fields().forEachRemaining(e -> {
-      if (!e.getKey().matches("[A-Za-z_][A-Za-z0-9_]*") || !e.getValue().isValueNode() || e.getValue().isNull()) {
-        throw new IllegalArgumentException("environment: '" + e.getKey() + "' must be a variable name with a string value");
-      }
-      env.put(e.getKey(), e.getValue().asText());
-    });
-    return Map.copyOf(env);
   }
 }

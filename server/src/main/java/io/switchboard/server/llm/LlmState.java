@@ -1,12 +1,11 @@
 package io.switchboard.server.llm;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.node.ArrayNode;
-import com.fasterxml.jackson.databind.node.JsonNodeFactory;
-import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.switchboard.protocol.Json;
 import io.switchboard.server.metrics.Metrics;
 import io.switchboard.server.state.StateSource;
 import java.time.Instant;
+import java.util.List;
 import java.util.function.Supplier;
 
 /** The {@code llm} plugin's state: server status, workers, models, instances and traffic totals. */
@@ -39,31 +38,34 @@ public final class LlmState implements StateSource {
     return VIEW;
   }
 
+  /** The state as the dashboard reads it. */
+  record View(String status, int queued, List<WorkerView> workers, List<ModelView> models, List<InstanceView> instances,
+      Aggregates aggregates) {}
+
+  /** @param connections the WebSockets of a dialed-in worker (its lanes too); absent for a local one */
+  record WorkerView(String id, String name, boolean local, int maxConcurrency, int inFlight, boolean draining, String status,
+      String connectedAt, String lastHeardAt, long requests, long errors, Integer connections, List<String> models) {}
+
+  record ModelView(String id, List<String> workers) {}
+
+  record InstanceView(String name, String status) {}
+
+  record Aggregates(long requests, long succeeded, long inFlight, long tokensIn, long tokensOut, double tokensPerSecond,
+      double averageLatencySeconds) {}
+
   @Override
   public JsonNode state() {
-    ObjectNode state = JsonNodeFactory.instance.objectNode().put("status", status.get()).put("queued", router.queued());
-    ArrayNode workers = state.putArray("workers");
-    for (Worker worker : router.workers()) {
-      ObjectNode w = workers.addObject().put("id", worker.id()).put("name", worker.name()).put("local", worker.local())
-          .put("max_concurrency", worker.maxConcurrency()).put("in_flight", router.inFlight(worker))
-          .put("draining", worker.draining())
-          .put("status", worker.draining() ? "draining" : worker.loading() ? "loading" : "ready")
-          .put("connected_at", worker.connectedAt().toString())
-          .put("last_heard_at", Instant.ofEpochMilli(worker.lastHeardMillis()).toString())
-          .put("requests", worker.requests()).put("errors", worker.errors());
-      if (worker.backend() instanceof WorkerConnection dialedIn) {
-        w.put("connections", dialedIn.connections().size());
-      }
-      worker.models().forEach(w.putArray("models")::add);
-    }
-    ArrayNode models = state.putArray("models");
-    router.models().forEach(model -> {
-      ObjectNode m = models.addObject().put("id", model.id());
-      model.workers().forEach(m.putArray("workers")::add);
-    });
-    ArrayNode instances = state.putArray("instances");
-    managed.list().forEach(instance -> instances.addObject().put("name", instance.id()).put("status", instance.status()));
-    ObjectNode totals = state.putObject("aggregates");
+    List<WorkerView> workers = router.workers().stream().map(worker -> new WorkerView(worker.id(), worker.name(), worker.local(),
+        worker.maxConcurrency(), router.inFlight(worker), worker.draining(), worker.status().wire(),
+        worker.connectedAt().toString(), Instant.ofEpochMilli(worker.lastHeardMillis()).toString(), worker.requests(),
+        worker.errors(), worker.backend() instanceof WorkerConnection dialedIn ? dialedIn.connections().size() : null,
+        worker.models())).toList();
+    List<ModelView> models = router.models().stream().map(model -> new ModelView(model.id(), model.workers())).toList();
+    List<InstanceView> instances = managed.list().stream().map(instance -> new InstanceView(instance.id(), instance.status())).toList();
+    return Json.MAPPER.valueToTree(new View(status.get(), router.queued(), workers, models, instances, aggregates()));
+  }
+
+  private Aggregates aggregates() {
     long requests = 0;
     long succeeded = 0;
     long tokensIn = 0;
@@ -78,10 +80,7 @@ public final class LlmState implements StateSource {
       seconds += model.seconds();
       generationSeconds += model.generationSeconds();
     }
-    totals.put("requests", requests).put("succeeded", succeeded).put("in_flight", metrics.inFlight())
-        .put("tokens_in", tokensIn).put("tokens_out", tokensOut)
-        .put("tokens_per_second", generationSeconds > 0 ? tokensOut / generationSeconds : 0)
-        .put("average_latency_seconds", requests > 0 ? seconds / requests : 0);
-    return state;
+    return new Aggregates(requests, succeeded, metrics.inFlight(), tokensIn, tokensOut,
+        generationSeconds > 0 ? tokensOut / generationSeconds : 0, requests > 0 ? seconds / requests : 0);
   }
 }

@@ -1,5 +1,6 @@
 package io.switchboard.server.llm;
 
+import io.switchboard.protocol.WorkerMessage;
 import io.switchboard.worker.backend.Backend;
 import java.time.Instant;
 import java.util.List;
@@ -76,6 +77,11 @@ public final class Worker {
   }
 
   /** Whether the worker said it is still loading models. */
+  /** Draining over loading: a draining worker takes nothing new, whatever it still loads. */
+  public WorkerMessage.Status status() {
+    return draining() ? WorkerMessage.Status.DRAINING : loading() ? WorkerMessage.Status.LOADING : WorkerMessage.Status.READY;
+  }
+
   public boolean loading() {
     return loading;
   }

@@ -145,11 +145,11 @@ final class WorkerConnection implements Backend, AgentSocket.Agent {
         }
       }
       case WorkerMessage.StatusUpdate update when first == null -> {
-        if (update.status() != null && !update.status().equals("draining")) {
-          worker.loading("loading".equals(update.status()));
+        WorkerMessage.Status status = update.status();
+        if (status != null && status != WorkerMessage.Status.DRAINING) {
+          worker.loading(status == WorkerMessage.Status.LOADING);
         }
-        router.update(worker, update.models(), update.maxConcurrency(),
-            update.status() == null ? null : "draining".equals(update.status()));
+        router.update(worker, update.models(), update.maxConcurrency(), status == null ? null : status == WorkerMessage.Status.DRAINING);
       }
       case WorkerMessage.Heartbeat h -> { }
       default -> log.warn("{} sent an unexpected {}", owner(), message.getClass().getSimpleName());

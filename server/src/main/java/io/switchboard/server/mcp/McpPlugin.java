@@ -2,8 +2,6 @@ package io.switchboard.server.mcp;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.node.ArrayNode;
-import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.modelcontextprotocol.client.transport.HttpClientStreamableHttpTransport;
 import io.switchboard.protocol.Json;
@@ -114,22 +112,21 @@ public final class McpPlugin implements Capability, StateSource {
     return VIEW;
   }
 
+  /** The state as the dashboard reads it. */
+  record View(List<RelayView> relays, int configuredServers, List<ToolView> tools) {}
+
+  record RelayView(String id, String name, int inFlight, long calls, long errors, List<String> tools) {}
+
+  record ToolView(String id, String source, boolean enabled) {}
+
   /** The connected relays and their calls in flight. */
   @Override
   public JsonNode state() {
-    ObjectNode state = JsonNodeFactory.instance.objectNode();
-    ArrayNode list = state.putArray("relays");
     List<McpTools.Tool> tools = toolRoutes.lastSeen();
-    relays.all().forEach(r -> {
-      ObjectNode relay = list.addObject().put("id", r.id()).put("name", r.name()).put("in_flight", r.inFlight())
-          .put("calls", r.calls()).put("errors", r.failures());
-      ArrayNode names = relay.putArray("tools");
-      tools.stream().filter(t -> t.source().equals(r.id())).forEach(t -> names.add(t.id()));
-    });
-    state.put("configured_servers", configured.size());
-    ArrayNode catalog = state.putArray("tools");
-    tools.forEach(t -> catalog.addObject().put("id", t.id()).put("source", t.source()).put("enabled", toolRoutes.enabled(t.id())));
-    return state;
+    List<RelayView> relayViews = relays.all().stream().map(r -> new RelayView(r.id(), r.name(), r.inFlight(), r.calls(),
+        r.failures(), tools.stream().filter(t -> t.source().equals(r.id())).map(McpTools.Tool::id).toList())).toList();
+    List<ToolView> catalog = tools.stream().map(t -> new ToolView(t.id(), t.source(), toolRoutes.enabled(t.id()))).toList();
+    return JSON.valueToTree(new View(relayViews, configured.size(), catalog));
   }
 
   /** Reads the admin's tool settings. */

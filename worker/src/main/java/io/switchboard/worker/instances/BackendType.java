@@ -1,5 +1,6 @@
 package io.switchboard.worker.instances;
 
+import com.fasterxml.jackson.annotation.JsonValue;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.util.ArrayList;
@@ -35,7 +36,8 @@ public enum BackendType {
     this.modelPositional = modelPositional;
   }
 
-  /** The name in instance configs: {@code llama_cpp}, {@code vllm}, {@code mlx_lm}. */
+  /** The name in instance configs: {@code llama_cpp}, {@code vllm}, {@code mlx_lm}; JSON reads and writes it. */
+  @JsonValue
   public String id() {
     return id;
   }

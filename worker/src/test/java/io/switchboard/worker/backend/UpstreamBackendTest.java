@@ -80,6 +80,40 @@ class UpstreamBackendTest {
     }
   }
 
+  /** A pool that kept every connection a burst opened would hold the upstream's sockets for good. */
+  @Test
+  void aConnectionLeftUnusedIsClosedOnceItsKeepTimeIsOver() throws Exception {
+    AtomicInteger connections = new AtomicInteger();
+    CompletableFuture<Void> closedByGateway = new CompletableFuture<>();
+    Vertx vertx = Vertx.vertx();
+    try (ServerSocket upstream = new ServerSocket(0, 50, InetAddress.getLoopbackAddress())) {
+      Thread.ofVirtual().start(() -> {
+        while (!upstream.isClosed()) {
+          try {
+            Socket socket = upstream.accept();
+            int number = connections.incrementAndGet();
+            Thread.ofVirtual().start(() -> {
+              answerOnce(socket, number, false);
+              closedByGateway.complete(null);
+            });
+          } catch (IOException e) {
+            return;
+          }
+        }
+      });
+      UpstreamBackend backend = new UpstreamBackend(vertx, "http://127.0.0.1:" + upstream.getLocalPort() + "/v1", null,
+          List.of("m"), Duration.ofSeconds(5), Duration.ofMillis(300));
+
+      assertEquals("answer 1", call(vertx, backend));
+      closedByGateway.get(10, TimeUnit.SECONDS);
+      assertEquals("answer 2", call(vertx, backend), "the next request opens a new connection");
+      assertEquals(2, connections.get());
+      backend.close().await();
+    } finally {
+      vertx.close().await();
+    }
+  }
+
   /** Runs one call from an event loop, as the server and the worker do, and returns the answer's body. */
   private static String call(Vertx vertx, UpstreamBackend backend) throws Exception {
     CompletableFuture<String> answer = new CompletableFuture<>();
