@@ -1,8 +1,8 @@
 package io.switchboard.cli;
 
 import io.switchboard.protocol.BuildInfo;
-import picocli.CommandLine;
 import picocli.CommandLine.Command;
+import picocli.CommandLine;
 
 /** The {@code switchboard} command. */
 @Command(

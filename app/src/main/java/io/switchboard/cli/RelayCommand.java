@@ -10,9 +10,7 @@ import io.switchboard.relay.RelayAgent;
 import io.switchboard.relay.RelayConfig;
 import io.vertx.core.Vertx;
 import java.net.URI;
-import java.nio.file.Path;
 import java.time.Duration;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
@@ -20,6 +18,7 @@ import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
 import java.util.function.Supplier;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
@@ -72,14 +71,8 @@ final class RelayCommand implements Callable<Integer> {
     }
   }
 
-  @Option(names = "--config", description = "YAML configuration file (env CONFIG_FILE).")
-  Path config;
-
-  @Option(names = "--server", description = "The server's URL, e.g. http://gateway:8080 (env SERVER_URL).")
-  String server;
-
-  @Option(names = "--client-key", description = "The server's client key, if it has one (env CLIENT_KEY).")
-  String clientKey;
+  @Mixin
+  AgentOptions agent = new AgentOptions();
 
   @Option(names = "--client-id", description = "Stable relay id; default: assigned by the server (env CLIENT_ID).")
   String clientId;
@@ -96,10 +89,8 @@ final class RelayCommand implements Callable<Integer> {
   @Option(names = "--request-timeout", description = "Longest wait for the MCP server's answer (default 2m).")
   String requestTimeout;
 
-  @Option(names = "--reconnect-max", description = "Longest wait between reconnect attempts (default 30s).")
-  String reconnectMax;
-
   @Parameters(paramLabel = "COMMAND", description = "The MCP server to run over stdio, e.g. -- npx -y @modelcontextprotocol/server-everything")
+  @Flags.Key("command")
   List<String> command;
 
   @Override
@@ -128,17 +119,6 @@ final class RelayCommand implements Callable<Integer> {
   }
 
   Settings load(Map<String, String> env) {
-    Map<String, Object> flags = new HashMap<>();
-    flags.put("server_url", server);
-    flags.put("client_key", clientKey);
-    flags.put("client_id", clientId);
-    flags.put("client_name", clientName);
-    flags.put("provider_url", providerUrl);
-    flags.put("command", command);
-    flags.put("auth_token", authToken);
-    flags.put("request_timeout", requestTimeout);
-    flags.put("reconnect_max", reconnectMax);
-    Path file = config != null ? config : env.get("CONFIG_FILE") == null ? null : Path.of(env.get("CONFIG_FILE"));
-    return new ConfigLoader(env).load(Settings.class, file, flags);
+    return Flags.load(Settings.class, this, agent.config, env, Map.of());
   }
 }

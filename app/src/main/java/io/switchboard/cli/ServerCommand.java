@@ -44,9 +44,11 @@ final class ServerCommand implements Callable<Integer> {
 
   @Option(names = "--upstream", paramLabel = "URL",
       description = "OpenAI-compatible server for the built-in local worker, e.g. http://127.0.0.1:8081/v1 (repeatable; env UPSTREAM, comma-separated).")
+  @Flags.Own
   List<String> upstream;
 
   @Option(names = "--upstream-api-key", description = "API key the --upstream servers want (env UPSTREAM_API_KEY).")
+  @Flags.Own
   String upstreamApiKey;
 
   @Option(names = "--request-timeout", description = "Longest silence from a worker during a request before 504 (default 120s).")
@@ -69,10 +71,12 @@ final class ServerCommand implements Callable<Integer> {
 
   @Option(names = "--management-key", paramLabel = "KEY",
       description = "Key for the instances API (repeatable; env MANAGEMENT_KEYS, comma-separated). Without one, the API key manages.")
+  @Flags.Key("management_keys")
   List<String> managementKeys;
 
   @Option(names = "--inference-key", paramLabel = "KEY",
       description = "Further key for the OpenAI endpoints only (repeatable; env INFERENCE_KEYS, comma-separated).")
+  @Flags.Key("inference_keys")
   List<String> inferenceKeys;
 
   @Option(names = "--llama-server", paramLabel = "PATH", description = "The llama-server program for llama_cpp instances (default llama-server on PATH).")
@@ -87,6 +91,7 @@ final class ServerCommand implements Callable<Integer> {
 
   @Option(names = "--gguf", paramLabel = "FILE",
       description = "Serve this GGUF model file in-process on the server's own local worker (repeatable; env GGUF, comma-separated).")
+  @Flags.Own
   List<String> gguf;
 
   @Override
@@ -110,24 +115,10 @@ final class ServerCommand implements Callable<Integer> {
   }
 
   ServerConfig load(Map<String, String> env) {
-    Map<String, Object> flags = new HashMap<>();
-    flags.put("host", host);
-    flags.put("port", port);
-    flags.put("data_dir", dataDir == null ? null : dataDir.toString());
-    flags.put("api_key", apiKey);
-    flags.put("client_key", clientKey);
-    flags.put("request_timeout", requestTimeout);
-    flags.put("queue_size", queueSize);
-    flags.put("queue_timeout", queueTimeout);
-    flags.put("drain_timeout", drainTimeout);
-    flags.put("heartbeat_interval", heartbeatInterval);
-    flags.put("max_body_bytes", maxBodyBytes);
-    flags.put("management_keys", managementKeys);
-    flags.put("inference_keys", inferenceKeys);
-    flags.put("llama_server", llamaServer);
-    flags.put("database_url", databaseUrl);
-    flags.put("metrics_port", metricsPort);
-    flags.put("gguf", gguf == null ? null : Map.of("files", gguf));
+    Map<String, Object> own = new HashMap<>();
+    if (gguf != null) {
+      own.put("gguf", Map.of("files", gguf));
+    }
     List<String> urls = upstream != null ? upstream
         : env.get("UPSTREAM") == null ? null : List.of(env.get("UPSTREAM").split(","));
     if (urls != null) {
@@ -139,9 +130,8 @@ final class ServerCommand implements Callable<Integer> {
         entry.put("api_key", key);
         upstreams.add(entry);
       }
-      flags.put("upstreams", upstreams);
+      own.put("upstreams", upstreams);
     }
-    Path file = config != null ? config : env.get("CONFIG_FILE") == null ? null : Path.of(env.get("CONFIG_FILE"));
-    return new ConfigLoader(env).load(ServerConfig.class, file, flags);
+    return Flags.load(ServerConfig.class, this, config, env, own);
   }
 }

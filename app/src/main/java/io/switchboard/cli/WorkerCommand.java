@@ -9,7 +9,6 @@ import io.switchboard.worker.llamacpp.LlamaBackend;
 import io.vertx.core.Vertx;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
@@ -18,6 +17,7 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /** {@code switchboard worker}: serves the models of an OpenAI-compatible upstream to a server. */
@@ -86,14 +86,8 @@ final class WorkerCommand implements Callable<Integer> {
     }
   }
 
-  @Option(names = "--config", description = "YAML configuration file (env CONFIG_FILE).")
-  Path config;
-
-  @Option(names = "--server", description = "The server's URL, e.g. http://gateway:8080 (env SERVER_URL).")
-  String server;
-
-  @Option(names = "--client-key", description = "The server's client key, if it has one (env CLIENT_KEY).")
-  String clientKey;
+  @Mixin
+  AgentOptions agent = new AgentOptions();
 
   @Option(names = "--worker-id", description = "Stable id; default: assigned by the server (env WORKER_ID).")
   String workerId;
@@ -109,6 +103,7 @@ final class WorkerCommand implements Callable<Integer> {
 
   @Option(names = "--model", paramLabel = "NAME",
       description = "Model to advertise (repeatable); default: the upstream's /v1/models (env MODELS, comma-separated).")
+  @Flags.Key("models")
   List<String> models;
 
   @Option(names = "--max-concurrency", description = "Requests the server may run here at once (default 4).")
@@ -125,9 +120,6 @@ final class WorkerCommand implements Callable<Integer> {
 
   @Option(names = "--drain-timeout", description = "Longest wait for requests in flight when draining (default 1m).")
   String drainTimeout;
-
-  @Option(names = "--reconnect-max", description = "Longest wait between reconnect attempts (default 30s).")
-  String reconnectMax;
 
   @Option(names = "--gguf", paramLabel = "FILE",
       description = "Serve this GGUF model file in-process with llama.cpp instead of an upstream (repeatable; env GGUF, comma-separated).")
@@ -194,27 +186,6 @@ final class WorkerCommand implements Callable<Integer> {
   }
 
   Settings load(Map<String, String> env) {
-    Map<String, Object> flags = new HashMap<>();
-    flags.put("server_url", server);
-    flags.put("client_key", clientKey);
-    flags.put("worker_id", workerId);
-    flags.put("worker_name", workerName);
-    flags.put("upstream", upstream);
-    flags.put("upstream_api_key", upstreamApiKey);
-    flags.put("models", models);
-    flags.put("max_concurrency", maxConcurrency);
-    flags.put("embedding_batch_size", embeddingBatchSize);
-    flags.put("request_timeout", requestTimeout);
-    flags.put("model_poll_interval", modelPollInterval);
-    flags.put("drain_timeout", drainTimeout);
-    flags.put("reconnect_max", reconnectMax);
-    flags.put("gguf", gguf);
-    flags.put("gguf_embedding", ggufEmbedding);
-    flags.put("ctx_size", ctxSize);
-    flags.put("threads", threads);
-    flags.put("gpu_layers", gpuLayers);
-    flags.put("parallel", parallel);
-    Path file = config != null ? config : env.get("CONFIG_FILE") == null ? null : Path.of(env.get("CONFIG_FILE"));
-    return new ConfigLoader(env).load(Settings.class, file, flags);
+    return Flags.load(Settings.class, this, agent.config, env, Map.of());
   }
 }

@@ -186,4 +186,18 @@ class CommandTest {
       throw new IllegalStateException(e);
     }
   }
+
+  @Test
+  void aWorkersFlagsReachItsSettingsUnderTheirConfigKeys() {
+    WorkerCommand command = new WorkerCommand();
+    new CommandLine(command).parseArgs("--server", "http://gateway:8080", "--client-key", "ck", "--upstream", "http://u:8081/v1",
+        "--model", "a", "--model", "b", "--reconnect-max", "7s", "--max-concurrency", "3");
+    WorkerCommand.Settings settings = command.load(Map.of("WORKER_NAME", "box", "MAX_CONCURRENCY", "9"));
+    assertEquals("http://gateway:8080", settings.serverUrl());
+    assertEquals("ck", settings.clientKey());
+    assertEquals(List.of("a", "b"), settings.models());
+    assertEquals(Duration.ofSeconds(7), settings.reconnectMax());
+    assertEquals(3, settings.maxConcurrency(), "a flag wins over the environment");
+    assertEquals("box", settings.workerName(), "from the environment");
+  }
 }

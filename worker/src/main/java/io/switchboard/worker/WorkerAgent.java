@@ -21,11 +21,7 @@ import io.vertx.core.http.WebSocketConnectOptions;
 import java.net.InetAddress;
 import java.net.UnknownHostException;
 import java.util.ArrayList;
-import java.util.HashMap;
-import java.util.HashSet;
 import java.util.List;
-import java.util.Map;
-import java.util.Set;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -50,11 +46,9 @@ public final class WorkerAgent {
   private final DialIn dialIn;
   private final Promise<Void> firstRegistration = Promise.promise();
   private final Promise<Void> terminated = Promise.promise();
-  private final Map<Long, InboundRequest> active = new HashMap<>();
+  private final InboundRequests active;
   /** The WebSockets after the first, while it is open. */
   private final List<WebSocket> lanes = new ArrayList<>();
-  /** WebSockets whose write queue is full: the answers they carry wait at their upstreams until it drains. */
-  private final Set<WebSocket> fullSockets = new HashSet<>();
 
   private boolean registered;
   /** Lanes this registration may still dial: one refused for landing on a taken loop is dialed again, a few times. */
@@ -77,6 +71,7 @@ public final class WorkerAgent {
     this.backend = backend;
     this.context = vertx.getOrCreateContext();
     this.workerId = config.workerId();
+    this.active = new InboundRequests(backend, context, config.maxFrameBytes(), this::counts, this::afterRequest);
     this.dialIn = new DialIn(vertx, new WebSocketClientOptions()
         .setMaxFrameSize(config.maxFrameBytes())
         .setMaxMessageSize(config.maxFrameBytes())
@@ -153,7 +148,6 @@ public final class WorkerAgent {
   private final class Connection implements DialIn.Agent {
     @Override
     public void opened(WebSocket ws) {
-      fullSockets.clear();
       registered = false;
       wire(ws);
       registeredModels = models;
@@ -199,7 +193,7 @@ public final class WorkerAgent {
     ws.textMessageHandler(text -> onText(ws, text));
     ws.binaryMessageHandler(data -> onBinary(ws, data));
     ws.exceptionHandler(e -> log.debug("worker connection error: {}", e.getMessage()));
-    ws.drainHandler(v -> onDrained(ws));
+    ws.drainHandler(v -> active.drained(ws));
   }
 
   private String workerName() {
@@ -214,16 +208,21 @@ public final class WorkerAgent {
   }
 
   /** Whether messages on {@code ws} still count: the first connection, or one of its lanes. */
-  private boolean open(WebSocket ws) {
+  private boolean counts(WebSocket ws) {
     return ws == dialIn.socket() || lanes.contains(ws);
   }
 
-  private void onText(WebSocket ws, String text) {
-    if (!open(ws)) {
-      return;
-    }
+  /** Whether a message that came on {@code ws} counts; one on the first connection shows the server is alive. */
+  private boolean heardOn(WebSocket ws) {
     if (ws == dialIn.socket()) {
       dialIn.heard();
+    }
+    return counts(ws);
+  }
+
+  private void onText(WebSocket ws, String text) {
+    if (!heardOn(ws)) {
+      return;
     }
     WorkerMessage message;
     try {
@@ -235,25 +234,9 @@ public final class WorkerAgent {
     switch (message) {
       case WorkerMessage.Registered r when ws == dialIn.socket() -> onRegistered(r);
       case WorkerMessage.Request r -> onRequest(ws, r);
-      case WorkerMessage.Cancel c -> {
-        InboundRequest request = active.remove(c.requestId());
-        if (request != null) {
-          request.cancel();
-          afterRequest();
-        }
-      }
-      case WorkerMessage.Pause p -> {
-        InboundRequest request = active.get(p.requestId());
-        if (request != null) {
-          request.hold(true);
-        }
-      }
-      case WorkerMessage.Resume r -> {
-        InboundRequest request = active.get(r.requestId());
-        if (request != null) {
-          request.hold(false);
-        }
-      }
+      case WorkerMessage.Cancel c -> active.cancel(c.requestId());
+      case WorkerMessage.Pause p -> active.hold(p.requestId(), true);
+      case WorkerMessage.Resume r -> active.hold(r.requestId(), false);
       case WorkerMessage.Drain d -> {
         log.info("server asked this worker to drain");
         beginDrain();
@@ -301,19 +284,12 @@ public final class WorkerAgent {
       send(new WorkerMessage.ResponseEnd(r.requestId(), Failures.WORKER_DRAINING, "worker is draining"));
       return;
     }
-    InboundRequest request = new InboundRequest(ws, r, requests, context, config.maxFrameBytes());
-    active.put(r.requestId(), request);
-    if (r.bodyLength() == 0) {
-      request.dispatch(backend);
-    }
+    active.add(ws, r);
   }
 
   private void onBinary(WebSocket ws, Buffer data) {
-    if (!open(ws)) {
+    if (!heardOn(ws)) {
       return;
-    }
-    if (ws == dialIn.socket()) {
-      dialIn.heard();
     }
     DataFrame frame;
     try {
@@ -322,10 +298,7 @@ public final class WorkerAgent {
       log.warn("ignoring a data frame: {}", e.getMessage());
       return;
     }
-    InboundRequest request = active.get(frame.requestId());
-    if (request != null && frame.kind() == DataFrame.Kind.REQUEST_BODY) {
-      request.append(frame.payload(), backend);
-    }
+    active.body(frame);
   }
 
   /** Opens {@code count} lanes beside the first connection; one that fails or is refused is done without. */
@@ -359,21 +332,16 @@ public final class WorkerAgent {
     if (!lanes.remove(lane)) {
       return;
     }
-    fullSockets.remove(lane);
     Short code = lane.closeStatusCode();
     if (code != null && code == CloseCodes.LANE_TAKEN) {
       openLanes(1);
       return;
     }
-    List<InboundRequest> lost = active.values().stream().filter(request -> request.ws == lane).toList();
-    if (code == null || code != CloseCodes.NORMAL || !lost.isEmpty()) {
+    int lost = active.cancelOn(lane);
+    if (code == null || code != CloseCodes.NORMAL || lost > 0) {
       log.warn("a lane to {} closed ({}); {} request(s) on it aborted", dialIn.url(),
-          lane.closeReason() == null ? "connection lost" : lane.closeReason(), lost.size());
+          lane.closeReason() == null ? "connection lost" : lane.closeReason(), lost);
     }
-    lost.forEach(request -> {
-      active.remove(request.meta.requestId());
-      request.cancel();
-    });
     afterRequest();
     WebSocket owner = dialIn.socket();
     vertx.setTimer(Math.max(1, config.reconnectInitial().toMillis()), t -> {
@@ -446,8 +414,7 @@ public final class WorkerAgent {
   }
 
   private void cancelAll() {
-    active.values().forEach(InboundRequest::cancel);
-    active.clear();
+    active.cancelAll();
   }
 
   private void send(WorkerMessage message) {
@@ -456,47 +423,4 @@ public final class WorkerAgent {
       ws.writeTextMessage(WireCodec.encode(message));
     }
   }
-
-  /**
-   * The WebSocket took what was queued on it: answers held back while it was full are read from
-   * their upstreams again, unless the server paused them itself.
-   */
-  private void onDrained(WebSocket ws) {
-    if (fullSockets.remove(ws)) {
-      active.values().stream().filter(request -> request.ws == ws).forEach(request -> request.socketFull(false));
-    }
-  }
-
-  /** What the requests in flight ask of the agent. */
-  private final InboundRequest.Owner requests = new InboundRequest.Owner() {
-    @Override
-    public boolean current(InboundRequest request) {
-      return active.get(request.id()) == request && open(request.ws);
-    }
-
-    /** Once its WebSocket is full, every answer on it waits for it to drain. */
-    @Override
-    public void wrote(InboundRequest writer) {
-      WebSocket ws = writer.ws;
-      if (!ws.writeQueueFull()) {
-        return;
-      }
-      if (fullSockets.add(ws)) {
-        active.values().stream().filter(request -> request.ws == ws).forEach(request -> request.socketFull(true));
-      } else {
-        writer.socketFull(true);
-      }
-    }
-
-    @Override
-    public void finished(InboundRequest request) {
-      active.remove(request.id());
-      afterRequest();
-    }
-
-    @Override
-    public boolean full(WebSocket ws) {
-      return fullSockets.contains(ws);
-    }
-  };
 }

@@ -37,6 +37,7 @@ public final class AgentSocket {
   private final Authenticator auth;
   private final long timer;
   private volatile long lastHeard = System.nanoTime();
+  private volatile boolean ended;
 
   /**
    * @param kind what the agent is, for logs ({@code worker}, {@code MCP relay})
@@ -86,8 +87,34 @@ public final class AgentSocket {
     ws.close(code, reason);
   }
 
-  /** Stops the clock: the connection is over. */
-  public void stop() {
+  /** Writes one text message, unless the connection is over. */
+  public void send(String text) {
+    if (!ended) {
+      ws.writeTextMessage(text);
+    }
+  }
+
+  /** A newer connection of the same agent took this one's place: this one closes, saying so. */
+  public void replace(String sameWhat) {
+    ws.close(CloseCodes.REPLACED, "replaced by a newer connection with the same " + sameWhat);
+    end();
+  }
+
+  /**
+   * The connection is over: the clock stops and nothing more is sent.
+   *
+   * @return true the first time only, so that what follows a connection's end happens once
+   */
+  public synchronized boolean end() {
+    if (ended) {
+      return false;
+    }
+    ended = true;
     vertx.cancelTimer(timer);
+    return true;
+  }
+
+  public boolean ended() {
+    return ended;
   }
 }

@@ -6,6 +6,7 @@ import io.switchboard.server.metrics.Metrics;
 import io.switchboard.server.state.StateSource;
 import java.time.Instant;
 import java.util.List;
+import java.util.Objects;
 import java.util.function.Supplier;
 
 /** The {@code llm} plugin's state: server status, workers, models, instances and traffic totals. */
@@ -66,21 +67,8 @@ public final class LlmState implements StateSource {
   }
 
   private Aggregates aggregates() {
-    long requests = 0;
-    long succeeded = 0;
-    long tokensIn = 0;
-    long tokensOut = 0;
-    double seconds = 0;
-    double generationSeconds = 0;
-    for (Metrics.ModelTotals model : metrics.totals().values()) {
-      requests += model.requests();
-      succeeded += model.succeeded();
-      tokensIn += model.tokensIn();
-      tokensOut += model.tokensOut();
-      seconds += model.seconds();
-      generationSeconds += model.generationSeconds();
-    }
-    return new Aggregates(requests, succeeded, metrics.inFlight(), tokensIn, tokensOut,
-        generationSeconds > 0 ? tokensOut / generationSeconds : 0, requests > 0 ? seconds / requests : 0);
+    Metrics.Summary total = metrics.summary();
+    return new Aggregates(total.requests(), total.succeeded(), metrics.inFlight(), total.tokensIn(), total.tokensOut(),
+        Objects.requireNonNullElse(total.tokensPerSecond(), 0.0), Objects.requireNonNullElse(total.averageSeconds(), 0.0));
   }
 }

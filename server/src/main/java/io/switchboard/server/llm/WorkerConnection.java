@@ -45,11 +45,10 @@ final class WorkerConnection implements Backend, AgentSocket.Agent {
   /** What a connection needs from the server. */
   record Settings(long heartbeatMs, int maxFrameBytes, int lanes) {}
 
-  private final Vertx vertx;
   private final ServerWebSocket ws;
+  private final AgentSocket socket;
   private final LlmRouter router;
   private final Settings settings;
-  private final Authenticator auth;
   private final Map<Long, ResponseSink> pending = new ConcurrentHashMap<>();
   private final List<WorkerConnection> lanes = new CopyOnWriteArrayList<>();
   /** The event loop this connection's socket is on. */
@@ -59,17 +58,14 @@ final class WorkerConnection implements Backend, AgentSocket.Agent {
   private volatile Worker worker;
   /** Set on a lane: the worker's first connection. */
   private volatile WorkerConnection first;
-  private volatile boolean closed;
-  private AgentSocket socket;
 
   /** {@code loop} is the event loop the socket is on, or null where that is not known (no lanes then). */
   WorkerConnection(Vertx vertx, ServerWebSocket ws, EventExecutor loop, LlmRouter router, Authenticator auth, Settings settings) {
-    this.vertx = vertx;
     this.ws = ws;
     this.router = router;
     this.settings = settings;
-    this.auth = auth;
     this.loop = loop;
+    this.socket = new AgentSocket(vertx, ws, "worker", auth, settings.heartbeatMs(), this);
   }
 
   void start() {
@@ -77,7 +73,6 @@ final class WorkerConnection implements Backend, AgentSocket.Agent {
     ws.binaryMessageHandler(this::onBinary);
     ws.exceptionHandler(e -> log.debug("worker connection error: {}", e.getMessage()));
     ws.closeHandler(v -> onClosed());
-    socket = new AgentSocket(vertx, ws, "worker", auth, settings.heartbeatMs(), this);
   }
 
   @Override
@@ -217,7 +212,7 @@ final class WorkerConnection implements Backend, AgentSocket.Agent {
    * that the other does not).
    */
   private synchronized LaneAnswer addLane(WorkerConnection lane) {
-    if (closed || first != null || lanes.size() + 1 >= settings.lanes()) {
+    if (socket.ended() || first != null || lanes.size() + 1 >= settings.lanes()) {
       return LaneAnswer.REFUSED;
     }
     if (lane.loop == null || lane.loop == loop || lanes.stream().anyMatch(other -> other.loop == lane.loop)) {
@@ -229,11 +224,9 @@ final class WorkerConnection implements Backend, AgentSocket.Agent {
   }
 
   private void replaced() {
-    ws.close(CloseCodes.REPLACED, "replaced by a newer connection with the same worker id");
+    socket.replace("worker id");
     failPending();
     closeLanes();
-    closed = true;
-    socket.stop();
   }
 
   private synchronized void closeLanes() {
@@ -242,11 +235,9 @@ final class WorkerConnection implements Backend, AgentSocket.Agent {
   }
 
   private void onClosed() {
-    if (closed) {
+    if (!socket.end()) {
       return;
     }
-    closed = true;
-    socket.stop();
     WorkerConnection primary = first;
     if (primary != null) {
       primary.lanes.remove(this);
@@ -305,12 +296,12 @@ final class WorkerConnection implements Backend, AgentSocket.Agent {
   }
 
   private BackendCall send(long id, BackendRequest request, ResponseSink sink) {
-    if (closed) {
+    if (socket.ended()) {
       sink.end(new Failure(Failures.WORKER_LOST, "connection to " + owner() + " is closed"));
       return () -> { };
     }
     pending.put(id, sink);
-    if (closed && pending.remove(id) != null) {
+    if (socket.ended() && pending.remove(id) != null) {
       sink.end(new Failure(Failures.WORKER_LOST, "connection to " + owner() + " is closed"));
       return () -> { };
     }
@@ -344,8 +335,6 @@ final class WorkerConnection implements Backend, AgentSocket.Agent {
   }
 
   private void send(WorkerMessage message) {
-    if (!closed) {
-      ws.writeTextMessage(WireCodec.encode(message));
-    }
+    socket.send(WireCodec.encode(message));
   }
 }

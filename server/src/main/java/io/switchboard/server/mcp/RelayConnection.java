@@ -42,21 +42,19 @@ final class RelayConnection implements AgentSocket.Agent {
   private final ServerWebSocket ws;
   private final RelayRegistry registry;
   private final Settings settings;
-  private final Authenticator auth;
   private final Map<Long, Promise<RelayMessage.RpcResult>> pending = new ConcurrentHashMap<>();
   private final AtomicLong reqs = new AtomicLong();
   private final AtomicLong failures = new AtomicLong();
   private volatile String id;
   private volatile String name;
-  private volatile boolean closed;
-  private AgentSocket socket;
+  private final AgentSocket socket;
 
   RelayConnection(Vertx vertx, ServerWebSocket ws, RelayRegistry registry, Authenticator auth, Settings settings) {
     this.vertx = vertx;
     this.ws = ws;
     this.registry = registry;
     this.settings = settings;
-    this.auth = auth;
+    this.socket = new AgentSocket(vertx, ws, "MCP relay", auth, settings.heartbeatMs(), this);
   }
 
   String id() {
@@ -85,7 +83,6 @@ final class RelayConnection implements AgentSocket.Agent {
     ws.textMessageHandler(this::onText);
     ws.closeHandler(v -> onClosed());
     ws.exceptionHandler(e -> log.debug("relay connection error: {}", e.getMessage()));
-    socket = new AgentSocket(vertx, ws, "MCP relay", auth, settings.heartbeatMs(), this);
   }
 
   @Override
@@ -115,7 +112,7 @@ final class RelayConnection implements AgentSocket.Agent {
   Call call(JsonNode payload, String auth, Duration timeout) {
     long req = reqs.incrementAndGet();
     Promise<RelayMessage.RpcResult> answer = CallerContext.promise(vertx);
-    if (closed) {
+    if (socket.ended()) {
       answer.fail(new Gone("relay " + id + " disconnected"));
       return new Call(req, answer.future());
     }
@@ -192,18 +189,14 @@ final class RelayConnection implements AgentSocket.Agent {
   }
 
   private void replaced() {
-    ws.close(CloseCodes.REPLACED, "replaced by a newer connection with the same relay id");
+    socket.replace("relay id");
     failPending("relay " + id + " was replaced by a newer connection");
-    closed = true;
-    socket.stop();
   }
 
   private void onClosed() {
-    if (closed) {
+    if (!socket.end()) {
       return;
     }
-    closed = true;
-    socket.stop();
     if (id != null) {
       registry.remove(this);
       log.info("relay {} disconnected", id);
@@ -221,9 +214,7 @@ final class RelayConnection implements AgentSocket.Agent {
   }
 
   private void send(RelayMessage message) {
-    if (!closed) {
-      ws.writeTextMessage(WireCodec.encode(message));
-    }
+    socket.send(WireCodec.encode(message));
   }
 
   /** The relay did not answer in time. */

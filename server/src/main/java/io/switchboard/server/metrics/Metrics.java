@@ -151,6 +151,40 @@ public final class Metrics {
     return Map.copyOf(totals);
   }
 
+  /** The since-start totals of every model together. */
+  public Summary summary() {
+    long requests = 0;
+    long succeeded = 0;
+    long tokensIn = 0;
+    long tokensOut = 0;
+    double seconds = 0;
+    double generationSeconds = 0;
+    for (ModelTotals model : totals.values()) {
+      requests += model.requests();
+      succeeded += model.succeeded();
+      tokensIn += model.tokensIn();
+      tokensOut += model.tokensOut();
+      seconds += model.seconds();
+      generationSeconds += model.generationSeconds();
+    }
+    return new Summary(requests, succeeded, tokensIn, tokensOut, seconds, generationSeconds);
+  }
+
+  /** Every model's totals together; the rates are null before there is anything to divide. */
+  public record Summary(long requests, long succeeded, long tokensIn, long tokensOut, double seconds, double generationSeconds) {
+    public Double tokensPerSecond() {
+      return generationSeconds > 0 ? tokensOut / generationSeconds : null;
+    }
+
+    public Double averageSeconds() {
+      return requests > 0 ? seconds / requests : null;
+    }
+
+    public Double successPercent() {
+      return requests > 0 ? 100.0 * succeeded / requests : null;
+    }
+  }
+
   /**
    * The meters of one model on one endpoint, made once: building and looking a meter up for every
    * request would cost more than the request's own routing.

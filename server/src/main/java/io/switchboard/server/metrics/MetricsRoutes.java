@@ -1,10 +1,10 @@
 package io.switchboard.server.metrics;
 
-import com.fasterxml.jackson.databind.node.JsonNodeFactory;
-import com.fasterxml.jackson.databind.node.ObjectNode;
+import com.fasterxml.jackson.annotation.JsonInclude;
 import io.switchboard.server.ServerConfig;
 import io.switchboard.server.auth.Scope;
 import io.switchboard.server.http.Capability;
+import io.switchboard.server.http.JsonReply;
 import io.switchboard.server.http.Mount;
 import io.switchboard.vertx.Blocking;
 import java.util.Map;
@@ -40,47 +40,28 @@ public final class MetricsRoutes implements Capability {
       }
     }));
     mount.web().get("/api/v1/metrics").handler(mount.auth().require(Scope.INFERENCE))
-        .handler(ctx -> ctx.response().putHeader("Content-Type", "application/json").end(json().toString()));
+        .handler(ctx -> JsonReply.send(ctx.response(), 200, json()));
   }
 
-  ObjectNode json() {
+  /** Spec 002's JSON metrics; a rate with nothing to divide yet is null, and written as null. */
+  @JsonInclude(JsonInclude.Include.ALWAYS)
+  record Report(String serverStatus, Map<String, String> llmStatus, Double tokensPerSecond, Double averageResponseTime,
+      long totalRequests, int activeTasks, int queueLength, Double successRate, Double apiCosts) {}
+
+  Report json() {
     Status now = status.get();
-    long requests = 0;
-    long succeeded = 0;
-    double seconds = 0;
-    double generationSeconds = 0;
-    long tokensOut = 0;
+    Metrics.Summary total = metrics.summary();
     double costs = 0;
     boolean priced = false;
     for (Map.Entry<String, Metrics.ModelTotals> entry : metrics.totals().entrySet()) {
-      Metrics.ModelTotals model = entry.getValue();
-      requests += model.requests();
-      succeeded += model.succeeded();
-      seconds += model.seconds();
-      generationSeconds += model.generationSeconds();
-      tokensOut += model.tokensOut();
       ServerConfig.Price price = prices.get(entry.getKey());
       if (price != null) {
         priced = true;
+        Metrics.ModelTotals model = entry.getValue();
         costs += (model.tokensIn() * price.input() + model.tokensOut() * price.output()) / 1_000_000.0;
       }
     }
-    ObjectNode json = JsonNodeFactory.instance.objectNode().put("server_status", now.serverStatus());
-    ObjectNode llm = json.putObject("llm_status");
-    now.llmStatus().forEach(llm::put);
-    putOrNull(json, "tokens_per_second", generationSeconds > 0 ? tokensOut / generationSeconds : null);
-    putOrNull(json, "average_response_time", requests > 0 ? seconds / requests : null);
-    json.put("total_requests", requests).put("active_tasks", metrics.inFlight()).put("queue_length", now.queueLength());
-    putOrNull(json, "success_rate", requests > 0 ? 100.0 * succeeded / requests : null);
-    putOrNull(json, "api_costs", priced ? costs : null);
-    return json;
-  }
-
-  private static void putOrNull(ObjectNode json, String field, Double value) {
-    if (value == null) {
-      json.putNull(field);
-    } else {
-      json.put(field, value);
-    }
+    return new Report(now.serverStatus(), now.llmStatus(), total.tokensPerSecond(), total.averageSeconds(), total.requests(),
+        metrics.inFlight(), now.queueLength(), total.successPercent(), priced ? costs : null);
   }
 }

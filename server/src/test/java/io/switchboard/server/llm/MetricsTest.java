@@ -59,6 +59,9 @@ class MetricsTest {
     try (TestGateway gateway = TestGateway.start(config)) {
       gateway.worker(gateway.fake(FakeUpstream.Behavior.defaults().withModels("chat").withTokens(12, 0)),
           c -> c.withIdentity("gpu-1", null));
+      JsonNode before = JSON.readTree(gateway.get("/api/v1/metrics").body());
+      assertTrue(before.get("success_rate").isNull() && before.get("api_costs").isNull(),
+          "before any request, the rates are there and null: " + before);
       for (int i = 0; i < 3; i++) {
         assertEquals(200, gateway.post("/v1/chat/completions", chatBody("chat", false)).statusCode());
       }
