@@ -8,16 +8,12 @@ import io.vertx.core.DeploymentOptions;
 import io.vertx.core.Future;
 import io.vertx.core.VerticleBase;
 import io.vertx.core.Vertx;
-import io.vertx.core.buffer.Buffer;
 import io.vertx.core.http.HttpServer;
 import io.vertx.core.http.HttpServerOptions;
 import io.vertx.core.http.HttpServerRequest;
 import io.vertx.core.http.HttpServerResponse;
 import java.io.IOException;
 import java.nio.file.Path;
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
-import java.util.Base64;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
@@ -183,13 +179,13 @@ public final class FakeUpstream {
     String auth = req.getHeader("Authorization");
     authorizations.add(auth == null ? "" : auth);
     if (b.apiKey() != null && !("Bearer " + b.apiKey()).equals(auth)) {
-      error(req.response(), 401, "invalid api key", "invalid_request_error");
+      FakeAnswers.error(req.response(), 401, "invalid api key", "invalid_request_error");
       return;
     }
     String path = req.path();
     if (req.method().name().equals("GET") && path.equals("/health")) {
       boolean loaded = System.nanoTime() >= readyAtNanos;
-      json(req.response(), loaded ? 200 : 503, JSON.createObjectNode().put("status", loaded ? "ok" : "loading model"));
+      FakeAnswers.json(req.response(), loaded ? 200 : 503, JSON.createObjectNode().put("status", loaded ? "ok" : "loading model"));
       return;
     }
     if (req.method().name().equals("GET") && path.equals("/v1/models")) {
@@ -199,7 +195,7 @@ public final class FakeUpstream {
       }
       ObjectNode list = JSON.createObjectNode().put("object", "list");
       list.set("data", data);
-      json(req.response(), 200, list);
+      FakeAnswers.json(req.response(), 200, list);
       modelListings.incrementAndGet();
       return;
     }
@@ -208,14 +204,14 @@ public final class FakeUpstream {
       try {
         request = JSON.readTree(body.getBytes());
       } catch (IOException e) {
-        error(req.response(), 400, "bad json", "invalid_request_error");
+        FakeAnswers.error(req.response(), 400, "bad json", "invalid_request_error");
         return;
       }
       switch (path) {
         case "/v1/chat/completions" -> chat(req, request, b);
         case "/v1/embeddings" -> embeddings(req, request, b);
         case "/v1/rerank", "/v1/reranking" -> rerank(req, request);
-        default -> error(req.response(), 404, "no route " + path, "invalid_request_error");
+        default -> FakeAnswers.error(req.response(), 404, "no route " + path, "invalid_request_error");
       }
     });
   }
@@ -223,13 +219,7 @@ public final class FakeUpstream {
   /** Scores each document by its length, so a caller can check the order it gets back. */
   private void rerank(HttpServerRequest req, JsonNode request) {
     completions.incrementAndGet();
-    ObjectNode answer = JSON.createObjectNode().put("model", request.path("model").asText());
-    ArrayNode results = answer.putArray("results");
-    JsonNode documents = request.path("documents");
-    for (int i = 0; i < documents.size(); i++) {
-      results.addObject().put("index", i).put("relevance_score", documents.get(i).asText().length());
-    }
-    json(req.response(), 200, answer);
+    FakeAnswers.json(req.response(), 200, FakeAnswers.rerank(request));
   }
 
   private void chat(HttpServerRequest req, JsonNode request, Behavior configured) {
@@ -239,7 +229,7 @@ public final class FakeUpstream {
     String padding = "x".repeat(Math.max(0, request.path("fake_token_bytes").asInt(0)));
     HttpServerResponse resp = req.response();
     if (b.failStatus() > 0) {
-      error(resp, b.failStatus(), "fake upstream failure", "server_error");
+      FakeAnswers.error(resp, b.failStatus(), "fake upstream failure", "server_error");
       return;
     }
     String model = request.path("model").asText("fake-model");
@@ -258,18 +248,18 @@ public final class FakeUpstream {
         for (int i = 0; i < b.tokens(); i++) {
           text.append("tok").append(i).append(i + 1 < b.tokens() ? " " : "");
         }
-        ObjectNode answer = completion(model, "chat.completion");
+        ObjectNode answer = FakeAnswers.completion(model, "chat.completion");
         ObjectNode choice = answer.putArray("choices").addObject();
         choice.put("index", 0).put("finish_reason", "stop");
         choice.putObject("message").put("role", "assistant").put("content", text.toString());
-        answer.set("usage", usage(5, b.tokens()));
-        exchange.finish(() -> json(resp, 200, answer));
+        answer.set("usage", FakeAnswers.usage(5, b.tokens()));
+        exchange.finish(() -> FakeAnswers.json(resp, 200, answer));
         return;
       }
       resp.setChunked(true).putHeader("Content-Type", "text/event-stream");
-      ObjectNode first = completion(model, "chat.completion.chunk");
+      ObjectNode first = FakeAnswers.completion(model, "chat.completion.chunk");
       first.putArray("choices").addObject().put("index", 0).putObject("delta").put("role", "assistant").put("content", "");
-      resp.write(sse(first));
+      resp.write(FakeAnswers.sse(first));
       streamTokens(exchange, model, b, includeUsage, padding, 0);
     });
   }
@@ -283,23 +273,23 @@ public final class FakeUpstream {
         return;
       }
       if (i == b.tokens()) {
-        ObjectNode last = completion(model, "chat.completion.chunk");
+        ObjectNode last = FakeAnswers.completion(model, "chat.completion.chunk");
         last.putArray("choices").addObject().put("index", 0).put("finish_reason", "stop").putObject("delta");
-        resp.write(sse(last));
+        resp.write(FakeAnswers.sse(last));
         if (includeUsage) {
-          ObjectNode usage = completion(model, "chat.completion.chunk");
+          ObjectNode usage = FakeAnswers.completion(model, "chat.completion.chunk");
           usage.putArray("choices");
-          usage.set("usage", usage(5, b.tokens()));
-          resp.write(sse(usage));
+          usage.set("usage", FakeAnswers.usage(5, b.tokens()));
+          resp.write(FakeAnswers.sse(usage));
         }
         exchange.finish(() -> resp.end("data: [DONE]\n\n"));
         return;
       }
-      ObjectNode chunk = completion(model, "chat.completion.chunk");
+      ObjectNode chunk = FakeAnswers.completion(model, "chat.completion.chunk");
       String token = "tok" + i;
       chunk.putArray("choices").addObject().put("index", 0).putObject("delta")
           .put("content", token + padding.substring(Math.min(padding.length(), token.length())) + (i + 1 < b.tokens() ? " " : ""));
-      resp.write(sse(chunk));
+      resp.write(FakeAnswers.sse(chunk));
       streamedTokens.incrementAndGet();
       int next = i + 1;
       if (resp.writeQueueFull()) {
@@ -325,37 +315,12 @@ public final class FakeUpstream {
   private void embeddings(HttpServerRequest req, JsonNode request, Behavior b) {
     completions.incrementAndGet();
     if (b.failStatus() > 0) {
-      error(req.response(), b.failStatus(), "fake upstream failure", "server_error");
+      FakeAnswers.error(req.response(), b.failStatus(), "fake upstream failure", "server_error");
       return;
     }
-    JsonNode input = request.path("input");
-    ArrayNode texts = JSON.createArrayNode();
-    if (input.isArray()) {
-      input.forEach(texts::add);
-    } else {
-      texts.add(input);
-    }
-    embeddingBatchSizes.add(texts.size());
-    ObjectNode answer = JSON.createObjectNode().put("object", "list").put("model", request.path("model").asText());
-    ArrayNode data = answer.putArray("data");
-    boolean base64 = "base64".equals(request.path("encoding_format").asText());
-    int tokens = 0;
-    for (int i = 0; i < texts.size(); i++) {
-      String text = texts.get(i).isTextual() ? texts.get(i).asText() : texts.get(i).toString();
-      tokens += text.length();
-      ObjectNode item = data.addObject().put("object", "embedding").put("index", i);
-      List<Double> vector = embeddingOf(text);
-      if (base64) {
-        ByteBuffer floats = ByteBuffer.allocate(4 * vector.size()).order(ByteOrder.LITTLE_ENDIAN);
-        vector.forEach(v -> floats.putFloat(v.floatValue()));
-        item.put("embedding", Base64.getEncoder().encodeToString(floats.array()));
-      } else {
-        ArrayNode values = item.putArray("embedding");
-        vector.forEach(values::add);
-      }
-    }
-    answer.set("usage", usage(tokens, 0));
-    vertx.setTimer(Math.max(1, b.firstByteDelayMs()), t -> json(req.response(), 200, answer));
+    ObjectNode answer = FakeAnswers.embeddings(request);
+    embeddingBatchSizes.add(answer.path("data").size());
+    vertx.setTimer(Math.max(1, b.firstByteDelayMs()), t -> FakeAnswers.json(req.response(), 200, answer));
   }
 
   /** Embedding this server gives a text: what a test compares answers with. */
@@ -390,35 +355,6 @@ public final class FakeUpstream {
         aborted.incrementAndGet();
       }
     }
-  }
-
-  private static ObjectNode completion(String model, String object) {
-    return JSON.createObjectNode()
-        .put("id", "chatcmpl-fake")
-        .put("object", object)
-        .put("created", 1700000000)
-        .put("model", model);
-  }
-
-  private static ObjectNode usage(int prompt, int completion) {
-    return JSON.createObjectNode()
-        .put("prompt_tokens", prompt)
-        .put("completion_tokens", completion)
-        .put("total_tokens", prompt + completion);
-  }
-
-  private static Buffer sse(JsonNode event) {
-    return Buffer.buffer("data: " + event + "\n\n");
-  }
-
-  private static void json(HttpServerResponse resp, int status, JsonNode body) {
-    resp.setStatusCode(status).putHeader("Content-Type", "application/json").end(body.toString());
-  }
-
-  private static void error(HttpServerResponse resp, int status, String message, String type) {
-    ObjectNode body = JSON.createObjectNode();
-    body.putObject("error").put("message", message).put("type", type).putNull("param").putNull("code");
-    json(resp, status, body);
   }
 
   /**

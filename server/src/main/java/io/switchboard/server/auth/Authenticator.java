@@ -11,7 +11,6 @@ import io.vertx.core.net.SocketAddress;
 import io.vertx.ext.web.RoutingContext;
 import java.net.InetAddress;
 import java.net.UnknownHostException;
-import java.util.ArrayList;
 import java.util.EnumSet;
 import java.util.List;
 import java.util.Set;
@@ -21,9 +20,9 @@ import java.util.Set;
  * the server: the router's routes ({@link #require}), the HTTP/1.1 inference fast path
  * ({@link #authenticate}) and the WebSocket upgrades of workers and relays ({@link #admitAgent}).
  *
- * <p>Where no key guards a scope, clients on the loopback interface have it without one, so that a
- * server started without keys is never an open gateway on the network. Keys are held hashed and
- * every one is compared, so the time taken says nothing about which matched.
+ * <p>What a credential stands for, each {@link CredentialResolver} knows for its kind (the service
+ * keys of the configuration today). Where no key guards a scope, clients on the loopback interface
+ * have it without one, so that a server started without keys is never an open gateway on the network.
  */
 public final class Authenticator {
 
@@ -37,40 +36,20 @@ public final class Authenticator {
   /** Why an agent (worker, relay) is turned away: the close code and the reason it is told. */
   public record AgentRefusal(short code, String reason) {}
 
-  private record Key(Secret secret, Principal principal) {}
-
-  private final List<Key> keys;
+  /** Tried in order; the first that knows a credential decides who it is. */
+  private final List<CredentialResolver> resolvers;
   /** The scopes no key guards: a loopback client has them without a key. */
   private final Set<Scope> unguarded;
   private final Principal loopback;
   private final Secret clientKey;
 
-  /**
-   * Management keys manage; without any, the API key does. Inference keys, the API key and the
-   * management keys all reach the OpenAI API. The client key admits workers and relays.
-   */
+  /** The configuration's service keys, and its client key for agents. */
   public Authenticator(ServerConfig config) {
-    List<Key> all = new ArrayList<>();
-    boolean managementKeys = !config.managementKeys().isEmpty();
-    if (config.apiKey() != null && !config.apiKey().isEmpty()) {
-      all.add(key(config.apiKey(), "api_key", managementKeys ? Set.of(Scope.INFERENCE) : Set.of(Scope.INFERENCE, Scope.MANAGEMENT)));
-    }
-    for (int i = 0; i < config.inferenceKeys().size(); i++) {
-      all.add(key(config.inferenceKeys().get(i), "inference_key:" + (i + 1), Set.of(Scope.INFERENCE)));
-    }
-    for (int i = 0; i < config.managementKeys().size(); i++) {
-      all.add(key(config.managementKeys().get(i), "management_key:" + (i + 1), Set.of(Scope.INFERENCE, Scope.MANAGEMENT)));
-    }
-    this.keys = all.stream().filter(k -> k.secret() != null).toList();
-    EnumSet<Scope> open = EnumSet.allOf(Scope.class);
-    keys.forEach(k -> open.removeAll(k.principal().scopes()));
-    this.unguarded = Set.copyOf(open);
+    ServiceKeys serviceKeys = new ServiceKeys(config);
+    this.resolvers = List.of(serviceKeys);
+    this.unguarded = serviceKeys.unguarded();
     this.loopback = new Principal("loopback", Principal.Via.LOOPBACK, unguarded);
     this.clientKey = Secret.ofNullable(config.clientKey());
-  }
-
-  private static Key key(String plain, String id, Set<Scope> scopes) {
-    return new Key(Secret.ofNullable(plain), new Principal(id, Principal.Via.SERVICE_KEY, scopes));
   }
 
   /** A route handler that lets a request on only when its principal may {@code scope}; 401 in the OpenAI shape otherwise. */
@@ -93,7 +72,7 @@ public final class Authenticator {
   }
 
   private Principal resolve(String presented, boolean loopbackClient) {
-    Principal matched = presented == null ? null : match(Secret.ofNullable(presented));
+    Principal matched = presented == null ? null : match(presented);
     if (!loopbackClient || unguarded.isEmpty()) {
       return matched;
     }
@@ -105,15 +84,14 @@ public final class Authenticator {
     return new Principal(matched.id(), matched.via(), scopes);
   }
 
-  private Principal match(Secret presented) {
-    Principal matched = null;
-    for (Key key : keys) {
-      // Every key is compared, so that the time says nothing about which one matched.
-      if (key.secret().sameAs(presented) && matched == null) {
-        matched = key.principal();
+  private Principal match(String presented) {
+    for (CredentialResolver resolver : resolvers) {
+      Principal principal = resolver.resolve(presented);
+      if (principal != null) {
+        return principal;
       }
     }
-    return matched;
+    return null;
   }
 
   private ApiError refusal(String presented, Scope scope) {
