@@ -17,6 +17,8 @@ final class UpstreamConnection extends ChannelInboundHandlerAdapter {
   private final UpstreamPool home;
   private final UpstreamTarget target;
   final Channel channel;
+  /** When it was last put back in its pool's idle list; read by the pool's sweep. */
+  long idleSince;
   private UpstreamCall call;
   private BackendRequest request;
   private boolean reused;

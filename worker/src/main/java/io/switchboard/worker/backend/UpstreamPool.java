@@ -13,10 +13,8 @@ import io.switchboard.protocol.Failures;
 import io.switchboard.vertx.VertxInternals;
 import io.vertx.core.Vertx;
 import java.util.ArrayDeque;
-import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
-import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.TimeUnit;
 import javax.net.ssl.SSLEngine;
@@ -39,8 +37,6 @@ final class UpstreamPool {
   private final long keepIdleNanos;
   private final Bootstrap bootstrap;
   private final ArrayDeque<UpstreamConnection> idle = new ArrayDeque<>();
-  /** When each idle connection was last released: the oldest are at the tail of {@link #idle}. */
-  private final Map<UpstreamConnection, Long> idleSince = new HashMap<>();
   private final Set<UpstreamConnection> open = new HashSet<>();
   private final ScheduledFuture<?> sweep;
   private boolean closed;
@@ -75,7 +71,6 @@ final class UpstreamPool {
     }
     UpstreamConnection reused = mayReuse ? idle.pollFirst() : null;
     if (reused != null) {
-      idleSince.remove(reused);
       reused.start(request, call, true);
       return;
     }
@@ -108,8 +103,8 @@ final class UpstreamPool {
 
   void release(UpstreamConnection connection) {
     if (idle.size() < MAX_IDLE && !closed) {
+      connection.idleSince = System.nanoTime();
       idle.addFirst(connection);
-      idleSince.put(connection, System.nanoTime());
     } else {
       connection.channel.close();
     }
@@ -122,9 +117,7 @@ final class UpstreamPool {
   /** The connection closed, whoever closed it (an upstream ends idle keep-alive connections too): it is out of the pool. */
   void forget(UpstreamConnection connection) {
     open.remove(connection);
-    if (idleSince.remove(connection) != null) {
-      idle.remove(connection);
-    }
+    idle.remove(connection);
   }
 
   /** Ends the requests that went silent, and closes the connections unused for longer than they may be kept. */
@@ -133,10 +126,10 @@ final class UpstreamPool {
     for (UpstreamConnection connection : List.copyOf(open)) {
       connection.checkSilence(now, idleTimeoutNanos);
     }
-    for (UpstreamConnection oldest = idle.peekLast(); oldest != null && now - idleSince.get(oldest) >= keepIdleNanos;
+    // The most recently released are at the head: the oldest, at the tail, go first.
+    for (UpstreamConnection oldest = idle.peekLast(); oldest != null && now - oldest.idleSince >= keepIdleNanos;
         oldest = idle.peekLast()) {
       idle.pollLast();
-      idleSince.remove(oldest);
       oldest.channel.close();
     }
   }
@@ -145,7 +138,6 @@ final class UpstreamPool {
     closed = true;
     sweep.cancel(false);
     idle.clear();
-    idleSince.clear();
     List.copyOf(open).forEach(connection -> connection.channel.close());
   }
 }
