@@ -98,6 +98,9 @@ public final class FakeUpstream {
    * than the last.
    */
   private final Set<String> authorizations = ConcurrentHashMap.newKeySet();
+  private volatile JsonNode lastBody;
+  /** The last body any fake of this process answered: a fake run as a process is one per core, on one port. */
+  private static volatile JsonNode processLastBody;
 
   public FakeUpstream(Vertx vertx, Behavior behavior) {
     this.vertx = vertx;
@@ -170,6 +173,11 @@ public final class FakeUpstream {
   }
 
   /** The distinct Authorization headers requests came with ({@code ""} for none). */
+  /** The body of the last request this fake answered: what a gateway in front of it forwarded. */
+  public JsonNode lastBody() {
+    return lastBody;
+  }
+
   public Set<String> authorizations() {
     return Set.copyOf(authorizations);
   }
@@ -186,6 +194,11 @@ public final class FakeUpstream {
     if (req.method().name().equals("GET") && path.equals("/health")) {
       boolean loaded = System.nanoTime() >= readyAtNanos;
       FakeAnswers.json(req.response(), loaded ? 200 : 503, JSON.createObjectNode().put("status", loaded ? "ok" : "loading model"));
+      return;
+    }
+    if (req.method().name().equals("GET") && path.equals("/fake/last-body")) {
+      // What the last request carried, for tests that run this fake as another process.
+      FakeAnswers.json(req.response(), 200, processLastBody == null ? JSON.createObjectNode() : processLastBody);
       return;
     }
     if (req.method().name().equals("GET") && path.equals("/v1/models")) {
@@ -207,6 +220,8 @@ public final class FakeUpstream {
         FakeAnswers.error(req.response(), 400, "bad json", "invalid_request_error");
         return;
       }
+      lastBody = request;
+      processLastBody = request;
       switch (path) {
         case "/v1/chat/completions" -> chat(req, request, b);
         case "/v1/embeddings" -> embeddings(req, request, b);

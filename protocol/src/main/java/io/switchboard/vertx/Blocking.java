@@ -8,10 +8,12 @@ import java.util.concurrent.CompletionException;
 import java.util.concurrent.Executor;
 
 /**
- * The one way to run blocking work (the database, child processes, files, a JNI load) from an event
- * loop: on a virtual thread, with the result handed back to the caller's context as a future.
- * Virtual threads rather than Vert.x's worker pool: a pool of 20 would queue a burst of database
- * writes behind one slow start of a model server, and a virtual thread costs nothing while it waits.
+ * The one way to run blocking work (the database, child processes, files) from an event loop: on a
+ * virtual thread, with the result handed back to the caller's context as a future. Virtual threads
+ * rather than Vert.x's worker pool: a pool of 20 would queue a burst of database writes behind one
+ * slow start of a model server, and a virtual thread costs nothing while it waits. Work that sits in
+ * native code (llama.cpp) would pin a virtual thread's carrier: it goes to its owner's platform
+ * threads through {@link #call(Vertx, Executor, Callable)}.
  */
 public final class Blocking {
 

@@ -40,8 +40,13 @@ record BufferBytes(byte[] array, int start, int end) {
 
   /** Where the last {@code needle} begins, or -1. */
   int lastIndexOf(byte[] needle) {
+    return lastIndexOf(needle, end);
+  }
+
+  /** Where the last {@code needle} that ends by {@code before} begins, or -1. */
+  int lastIndexOf(byte[] needle, int before) {
     outer:
-    for (int i = end - needle.length; i >= start; i--) {
+    for (int i = Math.min(before, end) - needle.length; i >= start; i--) {
       for (int j = 0; j < needle.length; j++) {
         if (array[i + j] != needle[j]) {
           continue outer;
@@ -52,7 +57,24 @@ record BufferBytes(byte[] array, int start, int end) {
     return -1;
   }
 
-  /** The whole number after the last {@code key} and its colon (spaces allowed), or -1. */
+  /** Where the first {@code needle} at or after {@code from} begins, or -1. */
+  int indexOf(byte[] needle, int from) {
+    outer:
+    for (int i = Math.max(from, start); i <= end - needle.length; i++) {
+      for (int j = 0; j < needle.length; j++) {
+        if (array[i + j] != needle[j]) {
+          continue outer;
+        }
+      }
+      return i;
+    }
+    return -1;
+  }
+
+  /**
+   * The whole number after the last {@code key} and its colon (spaces allowed), or -1; -1 too when
+   * its digits run to the end of these bytes, where the rest of it may be in the next read.
+   */
   long numberAfter(byte[] key) {
     int at = lastIndexOf(key);
     if (at < 0) {
@@ -68,7 +90,7 @@ record BufferBytes(byte[] array, int start, int end) {
     for (; i < end && array[i] >= '0' && array[i] <= '9' && digits < 18; i++, digits++) {
       value = value * 10 + (array[i] - '0');
     }
-    return digits > 0 ? value : -1;
+    return digits > 0 && i < end ? value : -1;
   }
 
   private int skipSpaces(int i) {

@@ -16,6 +16,7 @@ import io.vertx.core.buffer.Buffer;
 import io.vertx.core.http.HttpServerResponse;
 import io.vertx.ext.web.RoutingContext;
 import java.io.IOException;
+import java.nio.charset.StandardCharsets;
 import java.util.List;
 import java.util.Map;
 
@@ -26,6 +27,7 @@ import java.util.Map;
  */
 final class Inference {
 
+  private static final byte[] USAGE_OPTION = "\"stream_options\":{\"include_usage\":true}".getBytes(StandardCharsets.US_ASCII);
   /** The status a request is counted with when its client went away first (nginx's convention). */
   private static final int CLIENT_CLOSED = 499;
 
@@ -68,7 +70,11 @@ final class Inference {
    *     and resume it as the client's connection fills and drains
    */
   BackendCall route(String path, Buffer body, RequestPeek peek, Map<String, String> headers, Dispatch.Downstream downstream) {
-    Routed routed = new Routed(new BackendRequest("POST", path, headers, peek.stream(), body), peek.model(), downstream);
+    // A stream is counted only if its backend sends usage: where the client did not ask for it, the
+    // server does, and keeps the answer to itself (MeteredDownstream).
+    boolean askForUsage = peek.stream() && !peek.streamOptions() && !path.startsWith("/rerank");
+    Routed routed = new Routed(new BackendRequest("POST", path, headers, peek.stream(), askForUsage ? askingForUsage(body) : body),
+        peek.model(), askForUsage, downstream);
     Future<Void> ready = managed.prepare(peek.model());
     if (ready.succeeded()) {
       routed.dispatch();
@@ -91,14 +97,16 @@ final class Inference {
   private final class Routed implements BackendCall {
     private final BackendRequest request;
     private final String model;
+    private final boolean usageIsOurs;
     private final Dispatch.Downstream downstream;
     private boolean gone;
     private Dispatch dispatch;
     private Metrics.Request account;
 
-    Routed(BackendRequest request, String model, Dispatch.Downstream downstream) {
+    Routed(BackendRequest request, String model, boolean usageIsOurs, Dispatch.Downstream downstream) {
       this.request = request;
       this.model = model;
+      this.usageIsOurs = usageIsOurs;
       this.downstream = downstream;
     }
 
@@ -107,7 +115,7 @@ final class Inference {
         return;
       }
       account = metrics.start(model, request.path());
-      dispatch = new Dispatch(router, silence, model, request, null, new MeteredDownstream(downstream, account));
+      dispatch = new Dispatch(router, silence, model, request, null, new MeteredDownstream(downstream, account, usageIsOurs));
       dispatch.start();
     }
 
@@ -138,6 +146,29 @@ final class Inference {
     private synchronized Dispatch running() {
       return dispatch;
     }
+  }
+
+  /**
+   * The body with {@code "stream_options":{"include_usage":true}} added as its last member. The body
+   * has none of its own (RequestPeek), and was read as one JSON object: its last '}' closes it.
+   */
+  static Buffer askingForUsage(Buffer body) {
+    BufferBytes bytes = BufferBytes.of(body);
+    byte[] in = bytes.array();
+    int close = bytes.end() - 1;
+    while (in[close] != '}') {
+      close--;
+    }
+    int before = close - 1;
+    while (in[before] == ' ' || in[before] == '\n' || in[before] == '\r' || in[before] == '\t') {
+      before--;
+    }
+    Buffer out = Buffer.buffer(body.length() + USAGE_OPTION.length + 1);
+    out.appendBytes(in, bytes.start(), close - bytes.start());
+    if (in[before] != '{') {
+      out.appendByte((byte) ',');
+    }
+    return out.appendBytes(USAGE_OPTION).appendBytes(in, close, bytes.end() - close);
   }
 
   /** {@code POST /v1/embeddings}: proxied whole, or split into batches when its workers take them. */

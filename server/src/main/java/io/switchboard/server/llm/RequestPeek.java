@@ -9,8 +9,8 @@ import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 
 /**
- * The two things routing needs from a request body, {@code model} and {@code stream}, read by one
- * pass over its bytes that also checks they are well-formed JSON (RFC 8259, in UTF-8), so malformed
+ * What routing needs from a request body, {@code model} and {@code stream} (and whether it has
+ * {@code stream_options}, for the metering of its tokens), read by one pass over its bytes that also checks they are well-formed JSON (RFC 8259, in UTF-8), so malformed
  * JSON is refused here with a 400 rather than at the backend. The bytes themselves go on untouched.
  *
  * <p>This is the one place that reads JSON without Jackson: it runs for every proxied request, and
@@ -18,7 +18,11 @@ import java.nio.charset.StandardCharsets;
  * scan itself (bench/README.md). It builds nothing but the model's name. {@code RequestPeekTest}
  * holds it to Jackson's verdict on thousands of generated and mangled bodies.
  */
-public record RequestPeek(String model, boolean stream) {
+public record RequestPeek(String model, boolean stream, boolean streamOptions) {
+
+  public RequestPeek(String model, boolean stream) {
+    this(model, stream, false);
+  }
 
   /** As deep as Jackson lets a document nest by default; it also bounds this scanner's recursion. */
   static final int MAX_DEPTH = 1000;
@@ -32,6 +36,7 @@ public record RequestPeek(String model, boolean stream) {
 
   private static final byte[] MODEL = "model".getBytes(StandardCharsets.US_ASCII);
   private static final byte[] STREAM = "stream".getBytes(StandardCharsets.US_ASCII);
+  private static final byte[] STREAM_OPTIONS = "stream_options".getBytes(StandardCharsets.US_ASCII);
 
   public static RequestPeek of(Buffer body) {
     if (body == null || body.length() == 0) {
@@ -70,6 +75,7 @@ public record RequestPeek(String model, boolean stream) {
       }
       String model = null;
       boolean stream = false;
+      boolean streamOptions = false;
       for (boolean more = nextElement('}', true); more; more = nextElement('}', false)) {
         int keyStart = at;
         boolean plainKey = skipString();
@@ -79,6 +85,7 @@ public record RequestPeek(String model, boolean stream) {
           model = readString();
         } else {
           stream = isKey(keyStart, keyEnd, plainKey, STREAM) ? peekIs('t') : stream;
+          streamOptions |= isKey(keyStart, keyEnd, plainKey, STREAM_OPTIONS);
           skipValue(1);
         }
       }
@@ -86,7 +93,7 @@ public record RequestPeek(String model, boolean stream) {
       if (at < end) {
         throw invalid("unexpected content after the object at byte " + (at - start));
       }
-      return new RequestPeek(model, stream);
+      return new RequestPeek(model, stream, streamOptions);
     }
 
     /** Whether the key between {@code keyStart} and {@code keyEnd}, quotes included, is {@code name}. */

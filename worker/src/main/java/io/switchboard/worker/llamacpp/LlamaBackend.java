@@ -2,15 +2,11 @@ package io.switchboard.worker.llamacpp;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import de.kherud.llama.InferenceParameters;
 import de.kherud.llama.LlamaIterator;
 import de.kherud.llama.LlamaModel;
-import de.kherud.llama.LlamaOutput;
 import de.kherud.llama.LogLevel;
 import de.kherud.llama.ModelParameters;
-import de.kherud.llama.Pair;
 import de.kherud.llama.args.LogFormat;
 import de.kherud.llama.args.PoolingType;
 import io.netty.handler.codec.http.DefaultHttpHeaders;
@@ -18,6 +14,7 @@ import io.netty.handler.codec.http.HttpHeaderNames;
 import io.netty.handler.codec.http.HttpHeaders;
 import io.switchboard.protocol.Failures;
 import io.switchboard.protocol.Json;
+import io.switchboard.vertx.Blocking;
 import io.switchboard.worker.backend.Backend;
 import io.switchboard.worker.backend.BackendCall;
 import io.switchboard.worker.backend.BackendRequest;
@@ -44,8 +41,9 @@ import org.slf4j.LoggerFactory;
 
 /**
  * Serves GGUF files in this process with llama.cpp (java-llama.cpp): chat completions with the
- * model's own chat template, completions, streaming token by token, {@code usage}, stop sequences,
- * sampling options, and cancellation that stops generation at once. Each model is loaded once and
+ * model's own chat template, completions and embeddings, with the OpenAI parameters that shape them
+ * ({@link GenerationRequest}: {@code n}, log probabilities, JSON formats, tools) honoured or refused
+ * with 400, streaming token by token, {@code usage}, and cancellation that stops generation at once. Each model is loaded once and
  * shared by its parallel slots; its name is the file name without {@code .gguf}.
  */
 public final class LlamaBackend implements Backend {
@@ -86,13 +84,13 @@ public final class LlamaBackend implements Backend {
    * @param embedding models for embeddings (opened with last-token pooling, which suits llama models)
    */
   public Future<List<String>> load(List<Path> generation, List<Path> embedding) {
-    return vertx.executeBlocking(() -> {
+    return Blocking.call(vertx, generators, () -> {
       generation.forEach(file -> open(file, false));
       embedding.forEach(file -> open(file, true));
       List<String> names = new ArrayList<>(models.keySet());
       names.addAll(embedders.keySet());
       return List.copyOf(names);
-    }, false);
+    });
   }
 
   private void open(Path file, boolean forEmbeddings) {
@@ -166,159 +164,68 @@ public final class LlamaBackend implements Backend {
     try {
       body = JSON.readTree(request.body().getBytes());
     } catch (IOException e) {
-      sink.error(400, "request body is not JSON: " + e.getMessage());
+      sink.error(400, "request body is not JSON: " + e.getMessage(), null);
       return;
     }
     String name = body.path("model").asText();
-    if (request.path().endsWith("/embeddings")) {
-      embed(name, body, sink);
-      return;
+    try {
+      if (request.path().endsWith("/embeddings")) {
+        embed(name, body, sink);
+      } else if (request.path().endsWith("/completions")) {
+        complete(name, body, request.path().endsWith("/chat/completions"), sink, cancelled, running);
+      } else {
+        sink.error(404, request.path() + " is not served by the llama.cpp backend: it serves chat completions, completions and "
+            + "embeddings (rerank needs a rerank model behind an upstream or a managed llama-server)", null);
+      }
+    } catch (Refusal refusal) {
+      sink.error(400, refusal.getMessage(), refusal.param());
     }
+  }
+
+  private void complete(String name, JsonNode body, boolean chat, ContextSink sink, AtomicBoolean cancelled,
+      AtomicReference<LlamaIterator> running) {
     LlamaModel model = models.get(name);
     if (model == null) {
       sink.error(embedders.containsKey(name) ? 400 : 404, embedders.containsKey(name)
-          ? "model '" + name + "' was loaded for embeddings only" : "model '" + name + "' is not loaded here");
+          ? "model '" + name + "' was loaded for embeddings only" : "model '" + name + "' is not loaded here", "model");
       return;
     }
-    boolean chat = request.path().endsWith("/chat/completions");
-    if (!chat && !request.path().endsWith("/completions")) {
-      sink.error(404, request.path() + " is not served by the llama.cpp backend");
-      return;
-    }
-    String prompt = chat ? chatPrompt(model, body) : body.path("prompt").asText("");
-    int maxTokens = body.path(chat && body.has("max_completion_tokens") ? "max_completion_tokens" : "max_tokens").asInt(256);
-    InferenceParameters params = new InferenceParameters(prompt).setNPredict(Math.max(1, maxTokens));
-    if (body.has("temperature")) {
-      params.setTemperature((float) body.get("temperature").asDouble());
-    }
-    if (body.has("top_p")) {
-      params.setTopP((float) body.get("top_p").asDouble());
-    }
-    if (body.has("seed")) {
-      params.setSeed(body.get("seed").asInt());
-    }
-    List<String> stops = new ArrayList<>();
-    JsonNode stop = body.get("stop");
-    if (stop != null && stop.isTextual()) {
-      stops.add(stop.asText());
-    } else if (stop != null && stop.isArray()) {
-      stop.forEach(s -> stops.add(s.asText()));
-    }
-    if (!stops.isEmpty()) {
-      params.setStopStrings(stops.toArray(String[]::new));
-    }
-    int promptTokens = model.encode(prompt).length + 1;
-    boolean stream = body.path("stream").asBoolean(false);
-    boolean includeUsage = body.path("stream_options").path("include_usage").asBoolean(false);
-    String id = (chat ? "chatcmpl-" : "cmpl-") + Long.toHexString(System.nanoTime());
-    long created = System.currentTimeMillis() / 1000;
-    OpenAiShape shape = new OpenAiShape(id, name, created, chat);
-    if (stream) {
-      sink.head(200, contentType("text/event-stream"));
-      if (chat) {
-        sink.data(shape.roleChunk());
+    GenerationRequest parsed = GenerationRequest.parse(body, chat);
+    new Completions(model, name, parsed, new Completions.Out() {
+      @Override
+      public void head(String contentType) {
+        sink.head(200, contentType(contentType));
       }
-    }
-    StringBuilder text = new StringBuilder();
-    int completionTokens = 0;
-    LlamaIterator iterator = model.generate(params).iterator();
-    running.set(iterator);
-    if (cancelled.get()) {
-      iterator.cancel();
-      return;
-    }
-    while (iterator.hasNext()) {
-      LlamaOutput output = iterator.next();
-      if (cancelled.get()) {
-        iterator.cancel();
-        return;
+
+      @Override
+      public void data(String text) {
+        sink.data(text);
       }
-      if (output.text.isEmpty()) {
-        continue;
+
+      @Override
+      public void end() {
+        sink.end();
       }
-      completionTokens++;
-      text.append(output.text);
-      if (stream) {
-        sink.data(shape.tokenChunk(output.text));
-      }
-    }
-    String finish = completionTokens >= maxTokens ? "length" : "stop";
-    ObjectNode usage = JSON.createObjectNode().put("prompt_tokens", promptTokens).put("completion_tokens", completionTokens)
-        .put("total_tokens", promptTokens + completionTokens);
-    if (stream) {
-      sink.data(shape.finishChunk(finish));
-      if (includeUsage) {
-        sink.data(shape.usageChunk(usage));
-      }
-      sink.data("data: [DONE]\n\n");
-      sink.end();
-    } else {
-      sink.head(200, contentType("application/json"));
-      sink.data(shape.answer(text.toString(), finish, usage).toString());
-      sink.end();
-    }
+    }, cancelled, running).run();
   }
 
   private void embed(String name, JsonNode body, ContextSink sink) {
     LlamaModel model = embedders.get(name);
     if (model == null) {
       sink.error(models.containsKey(name) ? 400 : 404, models.containsKey(name)
-          ? "model '" + name + "' was not loaded for embeddings; load it with --gguf-embedding" : "model '" + name + "' is not loaded here");
+          ? "model '" + name + "' was not loaded for embeddings; load it with --gguf-embedding" : "model '" + name + "' is not loaded here",
+          "model");
       return;
     }
-    List<String> inputs = new ArrayList<>();
-    JsonNode input = body.path("input");
-    if (input.isTextual()) {
-      inputs.add(input.asText());
-    } else if (input.isArray() && !input.isEmpty()) {
-      input.forEach(item -> inputs.add(item.asText()));
-    } else {
-      sink.error(400, "input must be a string or an array of strings");
-      return;
-    }
-    ObjectNode answer = JSON.createObjectNode().put("object", "list").put("model", name);
-    ArrayNode data = answer.putArray("data");
-    int tokens = 0;
-    for (int i = 0; i < inputs.size(); i++) {
-      float[] vector = model.embed(inputs.get(i));
-      tokens += model.encode(inputs.get(i)).length + 1;
-      ArrayNode values = data.addObject().put("object", "embedding").put("index", i).putArray("embedding");
-      for (float v : vector) {
-        values.add(v);
-      }
-    }
-    answer.putObject("usage").put("prompt_tokens", tokens).put("total_tokens", tokens);
+    ObjectNode answer = Embeddings.answer(model, name, body);
     sink.head(200, contentType("application/json"));
     sink.data(answer.toString());
     sink.end();
   }
 
-  /** The prompt the model's own chat template makes of the messages. */
-  private static String chatPrompt(LlamaModel model, JsonNode body) {
-    String system = null;
-    List<Pair<String, String>> messages = new ArrayList<>();
-    for (JsonNode message : body.path("messages")) {
-      String role = message.path("role").asText("user");
-      JsonNode content = message.path("content");
-      String text = content.isTextual() ? content.asText() : textParts(content);
-      if (role.equals("system") && system == null && messages.isEmpty()) {
-        system = text;
-      } else {
-        messages.add(new Pair<>(role, text));
-      }
-    }
-    return model.applyTemplate(new InferenceParameters("").setMessages(system, messages));
-  }
-
   /** A fresh set of headers each time: the sink may change the ones it is given. */
   private static HttpHeaders contentType(String type) {
     return new DefaultHttpHeaders().add(HttpHeaderNames.CONTENT_TYPE, type);
-  }
-
-  private static String textParts(JsonNode content) {
-    StringBuilder text = new StringBuilder();
-    content.forEach(part -> text.append(part.path("text").asText("")));
-    return text.toString();
   }
 
   /** Unloads every model. */
@@ -355,72 +262,19 @@ public final class LlamaBackend implements Backend {
       context.runOnContext(v -> sink.end(null));
     }
 
-    void error(int status, String message) {
+    /** OpenAI's error shape; {@code param} names the parameter at fault, where one is. */
+    void error(int status, String message, String param) {
       ObjectNode body = JSON.createObjectNode();
-      body.putObject("error").put("message", message).put("type", "invalid_request_error").putNull("param").putNull("code");
+      ObjectNode error = body.putObject("error").put("message", message).put("type", "invalid_request_error");
+      if (param == null) {
+        error.putNull("param");
+      } else {
+        error.put("param", param);
+      }
+      error.putNull("code");
       head(status, contentType("application/json"));
       data(body.toString());
       end();
-    }
-  }
-
-  /** The OpenAI shapes of answers and stream chunks. */
-  private record OpenAiShape(String id, String model, long created, boolean chat) {
-
-    private ObjectNode base(String object) {
-      return JSON.createObjectNode().put("id", id).put("object", object).put("created", created).put("model", model);
-    }
-
-    String roleChunk() {
-      ObjectNode chunk = base("chat.completion.chunk");
-      chunk.putArray("choices").addObject().put("index", 0).putNull("finish_reason").putObject("delta").put("role", "assistant")
-          .put("content", "");
-      return sse(chunk);
-    }
-
-    String tokenChunk(String text) {
-      if (!chat) {
-        ObjectNode chunk = base("text_completion");
-        chunk.putArray("choices").addObject().put("index", 0).put("text", text).putNull("finish_reason");
-        return sse(chunk);
-      }
-      ObjectNode chunk = base("chat.completion.chunk");
-      chunk.putArray("choices").addObject().put("index", 0).putNull("finish_reason").putObject("delta").put("content", text);
-      return sse(chunk);
-    }
-
-    String finishChunk(String finish) {
-      ObjectNode chunk = base(chat ? "chat.completion.chunk" : "text_completion");
-      ObjectNode choice = chunk.putArray("choices").addObject().put("index", 0).put("finish_reason", finish);
-      if (chat) {
-        choice.putObject("delta");
-      } else {
-        choice.put("text", "");
-      }
-      return sse(chunk);
-    }
-
-    String usageChunk(ObjectNode usage) {
-      ObjectNode chunk = base(chat ? "chat.completion.chunk" : "text_completion");
-      chunk.putArray("choices");
-      chunk.set("usage", usage);
-      return sse(chunk);
-    }
-
-    ObjectNode answer(String text, String finish, ObjectNode usage) {
-      ObjectNode answer = base(chat ? "chat.completion" : "text_completion");
-      ObjectNode choice = answer.putArray("choices").addObject().put("index", 0).put("finish_reason", finish);
-      if (chat) {
-        choice.putObject("message").put("role", "assistant").put("content", text);
-      } else {
-        choice.put("text", text);
-      }
-      answer.set("usage", usage);
-      return answer;
-    }
-
-    private static String sse(ObjectNode chunk) {
-      return "data: " + chunk + "\n\n";
     }
   }
 }
