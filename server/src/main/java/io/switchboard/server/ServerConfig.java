@@ -59,7 +59,8 @@ public record ServerConfig(
     List<McpServer> mcpServers,
     Integer metricsPort,
     Map<String, Price> modelPrices,
-    LocalModels gguf) {
+    LocalModels gguf,
+    Accounts accounts) {
 
   public ServerConfig {
     host = Objects.requireNonNullElse(host, "0.0.0.0");
@@ -84,6 +85,7 @@ public record ServerConfig(
     mcpServers = mcpServers == null ? List.of() : List.copyOf(mcpServers);
     modelPrices = modelPrices == null ? Map.of() : Map.copyOf(modelPrices);
     gguf = Objects.requireNonNullElseGet(gguf, LocalModels::none);
+    accounts = Objects.requireNonNullElseGet(accounts, Accounts::defaults);
     if (metricsPort != null && (metricsPort < 0 || metricsPort > 65535)) {
       throw new IllegalArgumentException("metrics_port must be between 0 and 65535, got " + metricsPort);
     }
@@ -98,17 +100,52 @@ public record ServerConfig(
     }
   }
 
+  /**
+   * People's accounts (spec 003).
+   *
+   * @param guestLogin whether {@code POST /auth/guest-login} makes guests
+   * @param accessTokenTtl how long an access token (a JWT) is good for
+   * @param refreshTokenTtl how long a refresh token is good for, and so a session without use
+   * @param guestTtl a guest unused for this long is removed, with what it kept
+   * @param apiKeysPerUser the most API keys a user may hold at once
+   * @param apiKeyMaxDays the longest an API key may live; also the lifetime of one made without {@code expires_in_days}
+   * @param signingKeyRotation how often the key that signs access tokens is replaced (the old one verifies until its tokens expire)
+   */
+  public record Accounts(Boolean guestLogin, Duration accessTokenTtl, Duration refreshTokenTtl, Duration guestTtl,
+      Integer apiKeysPerUser, Integer apiKeyMaxDays, Duration signingKeyRotation) {
+
+    public Accounts {
+      guestLogin = Objects.requireNonNullElse(guestLogin, true);
+      accessTokenTtl = Objects.requireNonNullElse(accessTokenTtl, Duration.ofMinutes(15));
+      refreshTokenTtl = Objects.requireNonNullElse(refreshTokenTtl, Duration.ofDays(30));
+      guestTtl = Objects.requireNonNullElse(guestTtl, Duration.ofDays(30));
+      apiKeysPerUser = Objects.requireNonNullElse(apiKeysPerUser, 5);
+      apiKeyMaxDays = Objects.requireNonNullElse(apiKeyMaxDays, 90);
+      signingKeyRotation = Objects.requireNonNullElse(signingKeyRotation, Duration.ofDays(30));
+      if (accessTokenTtl.isNegative() || accessTokenTtl.isZero() || refreshTokenTtl.compareTo(accessTokenTtl) < 0) {
+        throw new IllegalArgumentException("accounts.access_token_ttl must be positive and no longer than accounts.refresh_token_ttl");
+      }
+      if (apiKeysPerUser < 0 || apiKeyMaxDays < 1) {
+        throw new IllegalArgumentException("accounts.api_keys_per_user must be 0 or more and accounts.api_key_max_days 1 or more");
+      }
+    }
+
+    public static Accounts defaults() {
+      return new Accounts(null, null, null, null, null, null, null);
+    }
+  }
+
   /** All defaults. */
   public static ServerConfig defaults() {
     return new ServerConfig(null, null, null, null, null, null, null, null, null, null, null, null, null, null,
-        null, null, null, null, null, null, null, null, null);
+        null, null, null, null, null, null, null, null, null, null);
   }
 
   /** The same settings on another port. */
   public ServerConfig withPort(int newPort) {
     return new ServerConfig(host, newPort, dataDir, apiKey, clientKey, requestTimeout, queueSize, queueTimeout, drainTimeout,
         heartbeatInterval, maxBodyBytes, maxFrameBytes, modelPollInterval, upstreams, databaseUrl, managementKeys,
-        inferenceKeys, llamaServer, instances, mcpServers, metricsPort, modelPrices, gguf);
+        inferenceKeys, llamaServer, instances, mcpServers, metricsPort, modelPrices, gguf, accounts);
   }
 
   private static List<String> nonBlank(List<String> keys) {

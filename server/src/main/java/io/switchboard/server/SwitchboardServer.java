@@ -3,6 +3,7 @@ package io.switchboard.server;
 import io.netty.handler.codec.http.TooLongHttpHeaderException;
 import io.netty.handler.codec.http.TooLongHttpLineException;
 import io.switchboard.protocol.BuildInfo;
+import io.switchboard.server.accounts.AccountRoutes;
 import io.switchboard.server.auth.Authenticator;
 import io.switchboard.server.docs.ApiDocs;
 import io.switchboard.server.http.Admission;
@@ -86,9 +87,11 @@ public final class SwitchboardServer {
     InstanceManager instances = new InstanceManager(vertx, router, database, config, metrics);
     this.llm = new LlmPlugin(vertx, config, router, instances, metrics, EVENT_LOOPS);
     McpPlugin mcp = new McpPlugin(vertx, config, database, metrics);
+    AccountRoutes accounts = new AccountRoutes(vertx, database, config.accounts());
     this.capabilities = List.of(
         new SystemRoutes(),
         new ApiDocs(),
+        accounts,
         llm,
         new InstanceRoutes(vertx, instances, config.llamaServer()),
         mcp,
@@ -97,7 +100,7 @@ public final class SwitchboardServer {
     this.web = Router.router(vertx);
     this.metricsWeb = config.metricsPort() == null ? web : Router.router(vertx);
     web.route().handler(BodyHandler.create(false).setBodyLimit(config.maxBodyBytes()));
-    Mount mount = new Mount(web, metricsWeb, new Authenticator(config), admission);
+    Mount mount = new Mount(web, metricsWeb, new Authenticator(config, accounts.resolvers()), admission);
     capabilities.forEach(capability -> capability.mount(mount));
     web.route().last().handler(ctx -> ApiError.notFound("no route for " + ctx.request().method() + " " + ctx.request().path())
         .send(ctx.response()));

@@ -11,7 +11,7 @@ import io.vertx.core.net.SocketAddress;
 import io.vertx.ext.web.RoutingContext;
 import java.net.InetAddress;
 import java.net.UnknownHostException;
-import java.util.EnumSet;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
 
@@ -45,8 +45,16 @@ public final class Authenticator {
 
   /** The configuration's service keys, and its client key for agents. */
   public Authenticator(ServerConfig config) {
+    this(config, List.of());
+  }
+
+  /** The configuration's keys first, then {@code people}'s credentials (tokens, API keys). */
+  public Authenticator(ServerConfig config, List<CredentialResolver> people) {
     ServiceKeys serviceKeys = new ServiceKeys(config);
-    this.resolvers = List.of(serviceKeys);
+    List<CredentialResolver> all = new ArrayList<>();
+    all.add(serviceKeys);
+    all.addAll(people);
+    this.resolvers = List.copyOf(all);
     this.unguarded = serviceKeys.unguarded();
     this.loopback = new Principal("loopback", Principal.Via.LOOPBACK, unguarded);
     this.clientKey = Secret.ofNullable(config.clientKey());
@@ -68,7 +76,7 @@ public final class Authenticator {
     if (principal != null && principal.may(scope)) {
       return new Admitted(principal);
     }
-    return new Refused(refusal(presented, scope));
+    return new Refused(refusal(presented, principal, scope));
   }
 
   private Principal resolve(String presented, boolean loopbackClient) {
@@ -76,12 +84,7 @@ public final class Authenticator {
     if (!loopbackClient || unguarded.isEmpty()) {
       return matched;
     }
-    if (matched == null) {
-      return loopback;
-    }
-    EnumSet<Scope> scopes = EnumSet.copyOf(unguarded);
-    scopes.addAll(matched.scopes());
-    return new Principal(matched.id(), matched.via(), scopes);
+    return matched == null ? loopback : matched.with(unguarded);
   }
 
   private Principal match(String presented) {
@@ -94,7 +97,13 @@ public final class Authenticator {
     return null;
   }
 
-  private ApiError refusal(String presented, Scope scope) {
+  private ApiError refusal(String presented, Principal principal, Scope scope) {
+    if (scope == Scope.USER && principal != null && principal.via() != Principal.Via.LOOPBACK) {
+      return ApiError.forbidden("this endpoint is a person's own: send a user's access token or API key");
+    }
+    if (scope == Scope.USER) {
+      return ApiError.unauthorized("sign in first: send a user's access token or API key as 'Authorization: Bearer <token>'");
+    }
     if (unguarded.contains(scope)) {
       return ApiError.unauthorized("this server has no key configured for this endpoint, so it only serves clients on its own machine");
     }
@@ -165,6 +174,10 @@ public final class Authenticator {
       switch (outcome) {
         case Admitted admitted -> {
           admitted.principal().putOn(ctx);
+          String method = admitted.principal().via().header();
+          if (method != null) {
+            ctx.response().putHeader("X-Auth-Method", method);
+          }
           ctx.next();
         }
         case Refused refused when plainErrors -> refused.error().sendPlain(ctx.response());

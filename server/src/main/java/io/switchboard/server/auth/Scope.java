@@ -5,5 +5,7 @@ public enum Scope {
   /** The OpenAI API, MCP tools, state and metrics. */
   INFERENCE,
   /** Managed instances, tool settings, workers' drain. */
-  MANAGEMENT
+  MANAGEMENT,
+  /** What is a person's own: their profile, settings, API keys (guests included). */
+  USER
 }

@@ -38,9 +38,9 @@ final class ServiceKeys implements CredentialResolver {
     }
   }
 
-  /** The scopes no key grants: nothing guards them. */
+  /** The server's scopes no key grants: nothing guards them. A person's own ({@link Scope#USER}) is always guarded. */
   Set<Scope> unguarded() {
-    EnumSet<Scope> open = EnumSet.allOf(Scope.class);
+    EnumSet<Scope> open = EnumSet.of(Scope.INFERENCE, Scope.MANAGEMENT);
     keys.forEach(key -> open.removeAll(key.principal().scopes()));
     return Set.copyOf(open);
   }

@@ -24,6 +24,11 @@ public record ApiError(int status, String type, String code, String message) {
     return new ApiError(401, "authentication_error", "invalid_api_key", message);
   }
 
+  /** Who the caller is is known, and it may not do this. */
+  public static ApiError forbidden(String message) {
+    return new ApiError(403, "permission_error", "forbidden", message);
+  }
+
   public static ApiError notFound(String message) {
     return new ApiError(404, "invalid_request_error", "not_found", message);
   }

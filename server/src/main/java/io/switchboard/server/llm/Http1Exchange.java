@@ -51,6 +51,7 @@ final class Http1Exchange implements Dispatch.Downstream {
   private static final AsciiString WORKER_HEADER = AsciiString.cached("X-Switchboard-Worker");
   private static final AsciiString REQUEST_ID_HEADER = AsciiString.cached(ForwardedHeaders.REQUEST_ID);
   private static final AsciiString ACCEL_BUFFERING_HEADER = AsciiString.cached("X-Accel-Buffering");
+  private static final AsciiString AUTH_METHOD_HEADER = AsciiString.cached("X-Auth-Method");
   /** Answers of unknown length are flushed as they arrive; known lengths once this much is waiting. */
   private static final int FLUSH_BYTES = 64 * 1024;
   /** How long a refused body is still read (and dropped) after its answer, so that the client reads the answer. */
@@ -64,6 +65,8 @@ final class Http1Exchange implements Dispatch.Downstream {
   ByteBuf body;
   boolean keepAlive;
   boolean admitted;
+  /** How a person's request authenticated, for {@code X-Auth-Method}; null for the server's own keys. */
+  String authMethod;
   private String requestId;
   private BackendCall routed;
   private boolean eventStream;
@@ -159,6 +162,9 @@ final class Http1Exchange implements Dispatch.Downstream {
     // Ours replace any of the same name the backend sent (vLLM echoes X-Request-Id, for one).
     headers.set(WORKER_HEADER, worker.id());
     headers.set(REQUEST_ID_HEADER, requestId);
+    if (authMethod != null) {
+      headers.set(AUTH_METHOD_HEADER, authMethod);
+    }
     if (eventStream) {
       headers.set(HttpHeaderNames.CACHE_CONTROL, "no-store").set(ACCEL_BUFFERING_HEADER, "no");
     }

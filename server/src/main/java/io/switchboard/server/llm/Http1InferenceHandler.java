@@ -113,9 +113,13 @@ final class Http1InferenceHandler extends ChannelDuplexHandler implements Http1E
   private void begin(ChannelHandlerContext ctx, HttpRequest request, String endpoint) {
     Http1Exchange exchange = new Http1Exchange(ctx, this, settings, request, endpoint);
     current = exchange;
-    ApiError refusal = settings.auth().authenticate(request.headers().get(HttpHeaderNames.AUTHORIZATION),
-        request.headers().get("X-API-Key"), isLoopback(ctx.channel().remoteAddress()), Scope.INFERENCE)
-        instanceof Authenticator.Refused refused ? refused.error() : null;
+    Authenticator.Outcome outcome = settings.auth().authenticate(request.headers().get(HttpHeaderNames.AUTHORIZATION),
+        request.headers().get("X-API-Key"), isLoopback(ctx.channel().remoteAddress()), Scope.INFERENCE);
+    ApiError refusal = null;
+    switch (outcome) {
+      case Authenticator.Refused refused -> refusal = refused.error();
+      case Authenticator.Admitted admitted -> exchange.authMethod = admitted.principal().via().header();
+    }
     if (refusal == null && HttpUtil.getContentLength(request, -1L) > settings.maxBodyBytes()) {
       refusal = ApiError.tooLarge(settings.maxBodyBytes());
       exchange.keepAlive = false;

@@ -1,0 +1,127 @@
+package io.switchboard.server.accounts;
+
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.switchboard.protocol.Json;
+import io.switchboard.server.store.Database;
+import io.vertx.core.Future;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Optional;
+import org.jdbi.v3.core.Handle;
+
+/** The users table and each user's settings. */
+final class UserStore {
+
+  private final Database database;
+
+  UserStore(Database database) {
+    this.database = database;
+  }
+
+  Future<User> createGuest() {
+    long now = System.currentTimeMillis() / 1000;
+    String id = java.util.UUID.randomUUID().toString();
+    User guest = new User(id, "guest-" + id, null, null, List.of(User.ROLE_USER), true, now);
+    return database.tx(h -> {
+      h.createUpdate("INSERT INTO users (id, username, email, full_name, is_guest, roles, created_at, last_seen_at) "
+              + "VALUES (:id, :username, NULL, NULL, :guest, :roles, :now, :now)")
+          .bind("id", id).bind("username", guest.username()).bind("guest", true).bind("roles", User.ROLE_USER).bind("now", now)
+          .execute();
+      return guest;
+    });
+  }
+
+  Future<Optional<User>> find(String id) {
+    return database.read(h -> find(h, id));
+  }
+
+  static Optional<User> find(Handle h, String id) {
+    return h.createQuery("SELECT id, username, email, full_name, is_guest, roles, created_at FROM users WHERE id = :id")
+        .bind("id", id).map((rs, ctx) -> user(rs)).findOne();
+  }
+
+  /** Why an upgrade cannot be made, or null when it was. */
+  enum Upgrade { DONE, NOT_A_GUEST, USERNAME_TAKEN, EMAIL_TAKEN, GONE }
+
+  /** The guest becomes a full user under the same id, keeping all it has. */
+  Future<Upgrade> upgrade(String id, String username, String email, String fullName) {
+    return database.tx(h -> {
+      Optional<User> user = find(h, id);
+      if (user.isEmpty()) {
+        return Upgrade.GONE;
+      }
+      if (!user.get().isGuest()) {
+        return Upgrade.NOT_A_GUEST;
+      }
+      if (h.createQuery("SELECT COUNT(*) FROM users WHERE username = :u AND id <> :id").bind("u", username).bind("id", id)
+          .mapTo(Integer.class).one() > 0) {
+        return Upgrade.USERNAME_TAKEN;
+      }
+      if (h.createQuery("SELECT COUNT(*) FROM users WHERE LOWER(email) = LOWER(:e)").bind("e", email).mapTo(Integer.class).one() > 0) {
+        return Upgrade.EMAIL_TAKEN;
+      }
+      h.createUpdate("UPDATE users SET username = :u, email = :e, full_name = :f, is_guest = :guest WHERE id = :id")
+          .bind("u", username).bind("e", email).bind("f", fullName).bind("guest", false).bind("id", id).execute();
+      return Upgrade.DONE;
+    });
+  }
+
+  /** The user was seen (signed in, refreshed): a guest is kept while it is seen. */
+  Future<Integer> seen(String id) {
+    return database.tx(h -> h.createUpdate("UPDATE users SET last_seen_at = :now WHERE id = :id")
+        .bind("now", System.currentTimeMillis() / 1000).bind("id", id).execute());
+  }
+
+  /** Removes guests not seen since {@code before} (Unix seconds), with all they kept; the ids removed. */
+  Future<List<String>> removeGuestsUnseenSince(long before) {
+    return database.tx(h -> {
+      List<String> ids = h.createQuery("SELECT id FROM users WHERE is_guest = :guest AND last_seen_at < :before")
+          .bind("guest", true).bind("before", before).mapTo(String.class).list();
+      for (String id : ids) {
+        for (String table : List.of("user_settings", "api_keys")) {
+          h.createUpdate("DELETE FROM " + table + " WHERE user_id = :id").bind("id", id).execute();
+        }
+        h.createUpdate("DELETE FROM refresh_tokens WHERE session_id IN (SELECT id FROM sessions WHERE user_id = :id)")
+            .bind("id", id).execute();
+        h.createUpdate("DELETE FROM sessions WHERE user_id = :id").bind("id", id).execute();
+        h.createUpdate("DELETE FROM users WHERE id = :id").bind("id", id).execute();
+      }
+      return ids;
+    });
+  }
+
+  Future<Optional<ObjectNode>> settings(String userId) {
+    return database.read(h -> h.createQuery("SELECT settings FROM user_settings WHERE user_id = :id").bind("id", userId)
+        .mapTo(String.class).findOne().map(UserStore::object));
+  }
+
+  Future<ObjectNode> saveSettings(String userId, ObjectNode settings) {
+    long now = System.currentTimeMillis() / 1000;
+    return database.tx(h -> {
+      int updated = h.createUpdate("UPDATE user_settings SET settings = :s, updated_at = :now WHERE user_id = :id")
+          .bind("s", settings.toString()).bind("now", now).bind("id", userId).execute();
+      if (updated == 0) {
+        h.createUpdate("INSERT INTO user_settings (user_id, settings, updated_at) VALUES (:id, :s, :now)")
+            .bind("s", settings.toString()).bind("now", now).bind("id", userId).execute();
+      }
+      return settings;
+    });
+  }
+
+  private static User user(ResultSet rs) throws SQLException {
+    return new User(rs.getString("id"), rs.getString("username"), rs.getString("email"), rs.getString("full_name"),
+        Arrays.asList(rs.getString("roles").split(",")), rs.getBoolean("is_guest"), rs.getLong("created_at"));
+  }
+
+  private static ObjectNode object(String json) {
+    try {
+      return (ObjectNode) Json.MAPPER.readTree(json);
+    } catch (IOException e) {
+      throw new UncheckedIOException("stored settings are not JSON", e);
+    }
+  }
+}

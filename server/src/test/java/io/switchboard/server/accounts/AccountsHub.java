@@ -1,0 +1,101 @@
+package io.switchboard.server.accounts;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.openai.client.OpenAIClient;
+import com.openai.client.okhttp.OpenAIOkHttpClient;
+import io.switchboard.fakeupstream.FakeUpstream;
+import io.switchboard.protocol.Json;
+import io.switchboard.server.ServerConfig;
+import io.switchboard.server.SwitchboardServer;
+import io.vertx.core.Vertx;
+import java.io.IOException;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.file.Files;
+import java.time.Duration;
+import java.util.List;
+
+/**
+ * A server with a static API key (so that nothing is open to loopback clients without one) and a
+ * fake upstream serving model {@code chat}, for the accounts' tests; its database is SQLite unless
+ * a PostgreSQL URL is given.
+ */
+final class AccountsHub implements AutoCloseable {
+
+  static final String STATIC_KEY = "static-key";
+
+  private final Vertx vertx = Vertx.vertx();
+  private final HttpClient http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).build();
+  private final FakeUpstream upstream;
+  final SwitchboardServer server;
+
+  AccountsHub(String databaseUrl, ServerConfig.Accounts accounts) {
+    try {
+      upstream = new FakeUpstream(vertx, FakeUpstream.Behavior.defaults().withModels("chat")).start(0).await();
+      ServerConfig config = new ServerConfig("127.0.0.1", 0, Files.createTempDirectory("switchboard-accounts"), STATIC_KEY, null,
+          Duration.ofSeconds(10), 100, Duration.ofSeconds(5), Duration.ofSeconds(5), Duration.ofMillis(500), 1L << 20, 64 * 1024,
+          Duration.ofMillis(300), List.of(new ServerConfig.Upstream("local", upstream.baseUrl(), null, null, null, null)),
+          databaseUrl, null, null, null, null, null, null, null, null, accounts);
+      server = SwitchboardServer.start(vertx, config).await();
+    } catch (IOException e) {
+      throw new IllegalStateException(e);
+    }
+  }
+
+  AccountsHub() {
+    this(null, ServerConfig.Accounts.defaults());
+  }
+
+  /** A request with this bearer token (none when null). */
+  HttpResponse<String> call(String method, String path, String bearer, String body) {
+    HttpRequest.Builder request = HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + server.port() + path))
+        .method(method, body == null ? HttpRequest.BodyPublishers.noBody() : HttpRequest.BodyPublishers.ofString(body))
+        .header("Content-Type", "application/json");
+    if (bearer != null) {
+      request.header("Authorization", "Bearer " + bearer);
+    }
+    try {
+      return http.send(request.build(), HttpResponse.BodyHandlers.ofString());
+    } catch (IOException e) {
+      throw new IllegalStateException(e);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IllegalStateException(e);
+    }
+  }
+
+  static JsonNode json(HttpResponse<String> response) {
+    try {
+      return Json.MAPPER.readTree(response.body());
+    } catch (IOException e) {
+      throw new AssertionError("not JSON (" + response.statusCode() + "): " + response.body(), e);
+    }
+  }
+
+  /** A new guest's tokens. */
+  JsonNode guest() {
+    HttpResponse<String> answer = call("POST", "/auth/guest-login", null, null);
+    if (answer.statusCode() != 201) {
+      throw new AssertionError("guest-login: " + answer.statusCode() + " " + answer.body());
+    }
+    return json(answer);
+  }
+
+  OpenAIClient openai(String key) {
+    return OpenAIOkHttpClient.builder().baseUrl("http://127.0.0.1:" + server.port() + "/v1").apiKey(key).maxRetries(0)
+        .timeout(Duration.ofSeconds(20)).build();
+  }
+
+  static String chat() {
+    return "{\"model\":\"chat\",\"max_tokens\":2,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
+  }
+
+  @Override
+  public void close() {
+    server.close().await();
+    upstream.stop().await();
+    vertx.close().await();
+  }
+}
