@@ -10,7 +10,7 @@ import picocli.CommandLine;
     mixinStandardHelpOptions = true,
     versionProvider = Main.Version.class,
     description = "One OpenAI-compatible gateway for a team's LLM compute and tools.",
-    subcommands = {ServerCommand.class, WorkerCommand.class, RelayCommand.class, CommandLine.HelpCommand.class})
+    subcommands = {ServerCommand.class, WorkerCommand.class, RelayCommand.class, AdminCommand.class, CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
 
   @CommandLine.Spec

@@ -200,4 +200,17 @@ class CommandTest {
     assertEquals(3, settings.maxConcurrency(), "a flag wins over the environment");
     assertEquals("box", settings.workerName(), "from the environment");
   }
+
+  @Test
+  void adminCommandsMakeUsersRolesAndKeysOnTheDataDirectory() {
+    String data = dir.resolve("data").toString();
+    String made = run("admin", "create-user", "--data-dir", data, "--username", "root", "--email", "root@example.com", "--admin");
+    assertTrue(made.contains("root <root@example.com> roles [user, admin]"), made);
+    assertTrue(run("admin", "create-user", "--data-dir", data, "--username", "ann", "--email", "ann@example.com").contains("[user]"));
+    assertTrue(run("admin", "grant", "--data-dir", data, "ann", "admin").contains("[user, admin]"));
+    String key = run("admin", "create-key", "--data-dir", data, "root", "--name", "ops");
+    assertTrue(key.lines().anyMatch(line -> line.startsWith("sk_live_") && line.length() == 56), "the key alone on its line: " + key);
+    assertTrue(key.contains("it is not shown again"), key);
+    assertTrue(run("admin", "grant", "--data-dir", data, "nobody", "admin").contains("no user 'nobody'"));
+  }
 }

@@ -110,9 +110,10 @@ public record ServerConfig(
    * @param apiKeysPerUser the most API keys a user may hold at once
    * @param apiKeyMaxDays the longest an API key may live; also the lifetime of one made without {@code expires_in_days}
    * @param signingKeyRotation how often the key that signs access tokens is replaced (the old one verifies until its tokens expire)
+   * @param admins the emails of the people who administer the server: their accounts get the {@code admin} role
    */
   public record Accounts(Boolean guestLogin, Duration accessTokenTtl, Duration refreshTokenTtl, Duration guestTtl,
-      Integer apiKeysPerUser, Integer apiKeyMaxDays, Duration signingKeyRotation) {
+      Integer apiKeysPerUser, Integer apiKeyMaxDays, Duration signingKeyRotation, List<String> admins) {
 
     public Accounts {
       guestLogin = Objects.requireNonNullElse(guestLogin, true);
@@ -122,6 +123,7 @@ public record ServerConfig(
       apiKeysPerUser = Objects.requireNonNullElse(apiKeysPerUser, 5);
       apiKeyMaxDays = Objects.requireNonNullElse(apiKeyMaxDays, 90);
       signingKeyRotation = Objects.requireNonNullElse(signingKeyRotation, Duration.ofDays(30));
+      admins = admins == null ? List.of() : admins.stream().map(email -> email.trim().toLowerCase(java.util.Locale.ROOT)).toList();
       if (accessTokenTtl.isNegative() || accessTokenTtl.isZero() || refreshTokenTtl.compareTo(accessTokenTtl) < 0) {
         throw new IllegalArgumentException("accounts.access_token_ttl must be positive and no longer than accounts.refresh_token_ttl");
       }
@@ -131,7 +133,7 @@ public record ServerConfig(
     }
 
     public static Accounts defaults() {
-      return new Accounts(null, null, null, null, null, null, null);
+      return new Accounts(null, null, null, null, null, null, null, null);
     }
   }
 

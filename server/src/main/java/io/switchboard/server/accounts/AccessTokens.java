@@ -40,8 +40,8 @@ import java.util.concurrent.ConcurrentHashMap;
 final class AccessTokens implements CredentialResolver {
 
   static final String ISSUER = "switchboard";
-  /** Verified tokens kept at most; beyond, the cache starts over (a token is then verified again). */
-  private static final int CACHE_SIZE = 50_000;
+  /** Verified tokens kept at most (a token is half a kilobyte); beyond, the cache starts over and a token is verified again. */
+  private static final int CACHE_SIZE = 10_000;
 
   private record Verified(Principal principal, long expiresAtMillis) {}
 

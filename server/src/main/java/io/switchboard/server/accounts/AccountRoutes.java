@@ -94,7 +94,7 @@ public final class AccountRoutes implements Capability {
 
   @Override
   public Future<Void> start() {
-    return tokens.load(sessions).compose(v -> apiKeys.load()).onSuccess(v ->
+    return users.grantAdmins(settings.admins()).compose(v -> tokens.load(sessions)).compose(v -> apiKeys.load()).onSuccess(v ->
         housekeeping = vertx.setPeriodic(HOUSEKEEPING_MS, t -> housekeeping()));
   }
 
@@ -195,7 +195,8 @@ public final class AccountRoutes implements Capability {
     }
     String id = Principal.of(ctx).id();
     reply(ctx, 200, users.upgrade(id, username, email, fullName).compose(outcome -> switch (outcome) {
-      case DONE -> users.find(id).map(user -> new Upgraded("upgraded", user.orElseThrow()));
+      case DONE -> users.grantAdmins(settings.admins()).compose(v -> users.find(id))
+          .map(user -> new Upgraded("upgraded", user.orElseThrow()));
       case NOT_A_GUEST -> Future.<Upgraded>failedFuture(new ApiException(ApiError.conflict("not_a_guest", "this account is not a guest's")));
       case USERNAME_TAKEN -> Future.<Upgraded>failedFuture(new ApiException(ApiError.conflict("username_taken", "username '" + username
           + "' is taken")));

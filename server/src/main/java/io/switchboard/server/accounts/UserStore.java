@@ -70,6 +70,45 @@ final class UserStore {
     });
   }
 
+  /** A full user made by an administrator; fails with {@link IllegalArgumentException} when the name or email is taken. */
+  Future<User> createUser(String username, String email, String fullName, List<String> roles) {
+    long now = System.currentTimeMillis() / 1000;
+    User user = new User(java.util.UUID.randomUUID().toString(), username, email, fullName, roles, false, now);
+    return database.tx(h -> {
+      if (h.createQuery("SELECT COUNT(*) FROM users WHERE username = :u OR LOWER(email) = LOWER(:e)").bind("u", username)
+          .bind("e", email).mapTo(Integer.class).one() > 0) {
+        throw new IllegalArgumentException("a user named '" + username + "' or with that email exists already");
+      }
+      h.createUpdate("INSERT INTO users (id, username, email, full_name, is_guest, roles, created_at, last_seen_at) "
+              + "VALUES (:id, :username, :email, :name, :guest, :roles, :now, :now)")
+          .bind("id", user.id()).bind("username", username).bind("email", email).bind("name", fullName).bind("guest", false)
+          .bind("roles", String.join(",", roles)).bind("now", now).execute();
+      return user;
+    });
+  }
+
+  /** The user whose id, username or email (any case) this is. */
+  Future<Optional<User>> findAny(String who) {
+    return database.read(h -> h.createQuery("SELECT id, username, email, full_name, is_guest, roles, created_at FROM users "
+            + "WHERE id = :w OR username = :w OR LOWER(email) = LOWER(:w)")
+        .bind("w", who).map((rs, ctx) -> user(rs)).findFirst());
+  }
+
+  Future<Integer> setRoles(String id, List<String> roles) {
+    return database.tx(h -> h.createUpdate("UPDATE users SET roles = :roles WHERE id = :id")
+        .bind("roles", String.join(",", roles)).bind("id", id).execute());
+  }
+
+  /** Gives the {@code admin} role to the full users with these emails (lower case); how many changed. */
+  Future<Integer> grantAdmins(List<String> emails) {
+    if (emails.isEmpty()) {
+      return Future.succeededFuture(0);
+    }
+    return database.tx(h -> h.createUpdate("UPDATE users SET roles = :roles WHERE is_guest = :guest AND LOWER(email) IN (<emails>) "
+            + "AND roles <> :roles")
+        .bind("roles", User.ROLE_USER + "," + User.ROLE_ADMIN).bind("guest", false).bindList("emails", emails).execute());
+  }
+
   /** The user was seen (signed in, refreshed): a guest is kept while it is seen. */
   Future<Integer> seen(String id) {
     return database.tx(h -> h.createUpdate("UPDATE users SET last_seen_at = :now WHERE id = :id")

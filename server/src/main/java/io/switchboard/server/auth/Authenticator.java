@@ -48,12 +48,15 @@ public final class Authenticator {
     this(config, List.of());
   }
 
-  /** The configuration's keys first, then {@code people}'s credentials (tokens, API keys). */
+  /**
+   * {@code people}'s credentials (tokens, API keys), then the configuration's keys. People's
+   * resolvers turn down a credential of another kind by its prefix, at no cost, so a request pays
+   * one hash (a key) or one lookup (a token), never both.
+   */
   public Authenticator(ServerConfig config, List<CredentialResolver> people) {
     ServiceKeys serviceKeys = new ServiceKeys(config);
-    List<CredentialResolver> all = new ArrayList<>();
+    List<CredentialResolver> all = new ArrayList<>(people);
     all.add(serviceKeys);
-    all.addAll(people);
     this.resolvers = List.copyOf(all);
     this.unguarded = serviceKeys.unguarded();
     this.loopback = new Principal("loopback", Principal.Via.LOOPBACK, unguarded);
@@ -103,6 +106,9 @@ public final class Authenticator {
     }
     if (scope == Scope.USER) {
       return ApiError.unauthorized("sign in first: send a user's access token or API key as 'Authorization: Bearer <token>'");
+    }
+    if (principal != null && (principal.via() == Principal.Via.JWT || principal.via() == Principal.Via.API_KEY)) {
+      return ApiError.forbidden("this needs an administrator (the admin role) or a management key");
     }
     if (unguarded.contains(scope)) {
       return ApiError.unauthorized("this server has no key configured for this endpoint, so it only serves clients on its own machine");

@@ -14,6 +14,7 @@ import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.file.Files;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 
@@ -32,16 +33,28 @@ final class AccountsHub implements AutoCloseable {
   final SwitchboardServer server;
 
   AccountsHub(String databaseUrl, ServerConfig.Accounts accounts) {
+    this(tempDir(), databaseUrl, accounts);
+  }
+
+  AccountsHub(Path dataDir, String databaseUrl, ServerConfig.Accounts accounts) {
+    upstream = new FakeUpstream(vertx, FakeUpstream.Behavior.defaults().withModels("chat")).start(0).await();
+    server = SwitchboardServer.start(vertx, config(dataDir, databaseUrl, accounts,
+        List.of(new ServerConfig.Upstream("local", upstream.baseUrl(), null, null, null, null)))).await();
+  }
+
+  static Path tempDir() {
     try {
-      upstream = new FakeUpstream(vertx, FakeUpstream.Behavior.defaults().withModels("chat")).start(0).await();
-      ServerConfig config = new ServerConfig("127.0.0.1", 0, Files.createTempDirectory("switchboard-accounts"), STATIC_KEY, null,
-          Duration.ofSeconds(10), 100, Duration.ofSeconds(5), Duration.ofSeconds(5), Duration.ofMillis(500), 1L << 20, 64 * 1024,
-          Duration.ofMillis(300), List.of(new ServerConfig.Upstream("local", upstream.baseUrl(), null, null, null, null)),
-          databaseUrl, null, null, null, null, null, null, null, null, accounts);
-      server = SwitchboardServer.start(vertx, config).await();
+      return Files.createTempDirectory("switchboard-accounts");
     } catch (IOException e) {
       throw new IllegalStateException(e);
     }
+  }
+
+  /** The hub's settings on {@code dataDir}: a static key, these upstreams, no other service. */
+  static ServerConfig config(Path dataDir, String databaseUrl, ServerConfig.Accounts accounts, List<ServerConfig.Upstream> upstreams) {
+    return new ServerConfig("127.0.0.1", 0, dataDir, STATIC_KEY, null, Duration.ofSeconds(10), 100, Duration.ofSeconds(5),
+        Duration.ofSeconds(5), Duration.ofMillis(500), 1L << 20, 64 * 1024, Duration.ofMillis(300), upstreams, databaseUrl, null,
+        null, null, null, null, null, null, null, accounts);
   }
 
   AccountsHub() {
