@@ -111,9 +111,10 @@ public record ServerConfig(
    * @param apiKeyMaxDays the longest an API key may live; also the lifetime of one made without {@code expires_in_days}
    * @param signingKeyRotation how often the key that signs access tokens is replaced (the old one verifies until its tokens expire)
    * @param admins the emails of the people who administer the server: their accounts get the {@code admin} role
+   * @param oidc sign-in with an OpenID Connect provider, or null for none
    */
   public record Accounts(Boolean guestLogin, Duration accessTokenTtl, Duration refreshTokenTtl, Duration guestTtl,
-      Integer apiKeysPerUser, Integer apiKeyMaxDays, Duration signingKeyRotation, List<String> admins) {
+      Integer apiKeysPerUser, Integer apiKeyMaxDays, Duration signingKeyRotation, List<String> admins, Oidc oidc) {
 
     public Accounts {
       guestLogin = Objects.requireNonNullElse(guestLogin, true);
@@ -133,7 +134,31 @@ public record ServerConfig(
     }
 
     public static Accounts defaults() {
-      return new Accounts(null, null, null, null, null, null, null, null);
+      return new Accounts(null, null, null, null, null, null, null, null, null);
+    }
+  }
+
+  /**
+   * An OpenID Connect provider people sign in with (Keycloak, Google, Entra, Auth0, ...), found
+   * through its {@code .well-known/openid-configuration}.
+   *
+   * @param issuer the provider's issuer URL
+   * @param redirectUri this server's {@code /auth/callback} as the provider knows it
+   * @param scopes asked for; {@code openid} is always among them
+   * @param allowedRedirects where a login may send the browser back to: URL prefixes (the web app's origin)
+   */
+  public record Oidc(String issuer, String clientId, String clientSecret, String redirectUri, String scopes,
+      List<String> allowedRedirects) {
+
+    public Oidc {
+      if (issuer == null || clientId == null || clientSecret == null || redirectUri == null) {
+        throw new IllegalArgumentException("accounts.oidc needs issuer, client_id, client_secret and redirect_uri");
+      }
+      scopes = Objects.requireNonNullElse(scopes, "openid email profile");
+      if (!(" " + scopes + " ").contains(" openid ")) {
+        scopes = "openid " + scopes;
+      }
+      allowedRedirects = allowedRedirects == null ? List.of() : List.copyOf(allowedRedirects);
     }
   }
 

@@ -56,6 +56,8 @@ public final class AccountRoutes implements Capability {
   private final Sessions sessions;
   private final AccessTokens tokens;
   private final ApiKeys apiKeys;
+  /** Sign-in with an identity provider, or null where none is configured. */
+  private final OidcSignIn oidc;
   private long housekeeping = -1;
 
   public AccountRoutes(Vertx vertx, Database database, ServerConfig.Accounts settings) {
@@ -65,6 +67,7 @@ public final class AccountRoutes implements Capability {
     this.sessions = new Sessions(database, settings.refreshTokenTtl());
     this.tokens = new AccessTokens(database, settings);
     this.apiKeys = new ApiKeys(database, settings);
+    this.oidc = settings.oidc() == null ? null : new OidcSignIn(vertx, database, settings.oidc());
   }
 
   /** The credentials of people: access tokens, then API keys. */
@@ -77,6 +80,8 @@ public final class AccountRoutes implements Capability {
     Router web = mount.web();
     Authenticator.Requirement person = mount.auth().require(Scope.USER);
     web.post("/auth/guest-login").handler(this::guestLogin);
+    web.get("/auth/login").handler(this::login);
+    web.get("/auth/callback").handler(this::callback);
     web.post("/auth/refresh-token").handler(this::refresh);
     web.get("/auth/refresh-token").handler(this::refresh);
     web.post("/auth/revoke").handler(person).handler(this::revoke);
@@ -123,6 +128,61 @@ public final class AccountRoutes implements Capability {
       return;
     }
     reply(ctx, 201, users.createGuest().compose(guest -> sessions.start(guest.id()).map(started -> tokens(guest, started))));
+  }
+
+  /** Starts a sign-in with the identity provider: where to send the browser, with PKCE and a state kept here. */
+  private void login(RoutingContext ctx) {
+    if (oidc == null) {
+      ApiError.notFound("sign-in with an identity provider is not configured on this server (accounts.oidc)").send(ctx.response());
+      return;
+    }
+    String redirect = ctx.request().getParam("redirect_url");
+    if (redirect == null || !oidc.allowed(redirect)) {
+      ApiError.badRequest("redirect_url must be one of the addresses in accounts.oidc.allowed_redirects").send(ctx.response());
+      return;
+    }
+    reply(ctx, 200, oidc.begin(redirect));
+  }
+
+  /**
+   * The provider sends the browser back here: the code is traded, the identity becomes a local user
+   * (made at its first sign-in), and the browser goes on to the login's redirect URL with our tokens
+   * in the fragment, which no server on the way sees.
+   */
+  private void callback(RoutingContext ctx) {
+    String code = ctx.request().getParam("code");
+    String state = ctx.request().getParam("state");
+    String refused = ctx.request().getParam("error");
+    if (oidc == null) {
+      ApiError.notFound("sign-in with an identity provider is not configured on this server (accounts.oidc)").send(ctx.response());
+      return;
+    }
+    if (refused != null && state != null) {
+      ApiError.unauthorized("the identity provider did not sign you in: " + refused).send(ctx.response());
+      return;
+    }
+    if (code == null || code.isBlank() || state == null || state.isBlank()) {
+      ApiError.badRequest("the callback needs code and state").send(ctx.response());
+      return;
+    }
+    oidc.finish(code, state)
+        .compose(identity -> users.signedIn(identity.issuer(), identity.subject(), identity.email(), identity.name(),
+                identity.preferredUsername())
+            .compose(user -> users.grantAdmins(settings.admins()).compose(v -> users.find(user.id())))
+            .compose(user -> sessions.start(user.orElseThrow().id()).map(started -> tokens(user.orElseThrow(), started)))
+            .map(tokens -> identity.redirectUrl() + "#" + fragment(tokens)))
+        .onComplete(ar -> {
+          if (ar.failed()) {
+            ApiException.of(ar.cause()).send(ctx.response());
+          } else {
+            ctx.response().setStatusCode(302).putHeader("Location", ar.result()).putHeader("Cache-Control", "no-store").end();
+          }
+        });
+  }
+
+  private static String fragment(Tokens tokens) {
+    return "access_token=" + tokens.accessToken() + "&refresh_token=" + tokens.refreshToken() + "&token_type=Bearer&expires_in="
+        + tokens.expiresIn() + "&user_id=" + tokens.userId();
   }
 
   private Tokens tokens(User user, Sessions.Started started) {

@@ -109,6 +109,41 @@ final class UserStore {
         .bind("roles", User.ROLE_USER + "," + User.ROLE_ADMIN).bind("guest", false).bindList("emails", emails).execute());
   }
 
+  /**
+   * The local user of a provider's identity, made at its first sign-in: named after the identity's
+   * preferred username or email (with a number added where that name is taken), its email kept
+   * where no other user has it.
+   */
+  Future<User> signedIn(String issuer, String subject, String email, String name, String preferredUsername) {
+    long now = System.currentTimeMillis() / 1000;
+    return database.tx(h -> {
+      Optional<String> linked = h.createQuery("SELECT user_id FROM user_identities WHERE issuer = :i AND subject = :s")
+          .bind("i", issuer).bind("s", subject).mapTo(String.class).findOne();
+      if (linked.isPresent()) {
+        h.createUpdate("UPDATE users SET last_seen_at = :now WHERE id = :id").bind("now", now).bind("id", linked.get()).execute();
+        return find(h, linked.get()).orElseThrow();
+      }
+      String base = preferredUsername != null ? preferredUsername : email != null ? email.substring(0, email.indexOf('@') < 0
+          ? email.length() : email.indexOf('@')) : "user";
+      base = base.replaceAll("[^A-Za-z0-9._-]", "-");
+      String username = base;
+      for (int n = 2; h.createQuery("SELECT COUNT(*) FROM users WHERE username = :u").bind("u", username).mapTo(Integer.class).one() > 0;
+          n++) {
+        username = base + "-" + n;
+      }
+      boolean emailFree = email != null && h.createQuery("SELECT COUNT(*) FROM users WHERE LOWER(email) = LOWER(:e)").bind("e", email)
+          .mapTo(Integer.class).one() == 0;
+      String id = java.util.UUID.randomUUID().toString();
+      h.createUpdate("INSERT INTO users (id, username, email, full_name, is_guest, roles, created_at, last_seen_at) "
+              + "VALUES (:id, :username, :email, :name, :guest, :roles, :now, :now)")
+          .bind("id", id).bind("username", username).bind("email", emailFree ? email : null).bind("name", name)
+          .bind("guest", false).bind("roles", User.ROLE_USER).bind("now", now).execute();
+      h.createUpdate("INSERT INTO user_identities (issuer, subject, user_id, created_at) VALUES (:i, :s, :id, :now)")
+          .bind("i", issuer).bind("s", subject).bind("id", id).bind("now", now).execute();
+      return find(h, id).orElseThrow();
+    });
+  }
+
   /** The user was seen (signed in, refreshed): a guest is kept while it is seen. */
   Future<Integer> seen(String id) {
     return database.tx(h -> h.createUpdate("UPDATE users SET last_seen_at = :now WHERE id = :id")
