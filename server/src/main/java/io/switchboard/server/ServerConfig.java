@@ -112,9 +112,11 @@ public record ServerConfig(
    * @param signingKeyRotation how often the key that signs access tokens is replaced (the old one verifies until its tokens expire)
    * @param admins the emails of the people who administer the server: their accounts get the {@code admin} role
    * @param oidc sign-in with an OpenID Connect provider, or null for none
+   * @param rateLimits what a person may ask of the OpenAI endpoints, by role
    */
   public record Accounts(Boolean guestLogin, Duration accessTokenTtl, Duration refreshTokenTtl, Duration guestTtl,
-      Integer apiKeysPerUser, Integer apiKeyMaxDays, Duration signingKeyRotation, List<String> admins, Oidc oidc) {
+      Integer apiKeysPerUser, Integer apiKeyMaxDays, Duration signingKeyRotation, List<String> admins, Oidc oidc,
+      RateLimits rateLimits) {
 
     public Accounts {
       guestLogin = Objects.requireNonNullElse(guestLogin, true);
@@ -124,6 +126,7 @@ public record ServerConfig(
       apiKeysPerUser = Objects.requireNonNullElse(apiKeysPerUser, 5);
       apiKeyMaxDays = Objects.requireNonNullElse(apiKeyMaxDays, 90);
       signingKeyRotation = Objects.requireNonNullElse(signingKeyRotation, Duration.ofDays(30));
+      rateLimits = Objects.requireNonNullElseGet(rateLimits, RateLimits::defaults);
       admins = admins == null ? List.of() : admins.stream().map(email -> email.trim().toLowerCase(java.util.Locale.ROOT)).toList();
       if (accessTokenTtl.isNegative() || accessTokenTtl.isZero() || refreshTokenTtl.compareTo(accessTokenTtl) < 0) {
         throw new IllegalArgumentException("accounts.access_token_ttl must be positive and no longer than accounts.refresh_token_ttl");
@@ -134,7 +137,31 @@ public record ServerConfig(
     }
 
     public static Accounts defaults() {
-      return new Accounts(null, null, null, null, null, null, null, null, null);
+      return new Accounts(null, null, null, null, null, null, null, null, null, null);
+    }
+  }
+
+  /**
+   * Requests and tokens a person may spend per window on the OpenAI endpoints, by role ({@code guest},
+   * {@code user}, {@code admin}); a role not named has no limit, and neither have the server's own keys.
+   *
+   * @param window the length of a window; counts start over at its end
+   */
+  public record RateLimits(Duration window, Map<String, Limit> roles) {
+
+    /** @param requests per window, or null for any number; @param tokens prompt and completion tokens per window, or null */
+    public record Limit(Integer requests, Long tokens) {}
+
+    public RateLimits {
+      window = Objects.requireNonNullElse(window, Duration.ofMinutes(1));
+      roles = roles == null ? Map.of("guest", new Limit(20, 20_000L), "user", new Limit(120, 200_000L)) : Map.copyOf(roles);
+      if (window.isZero() || window.isNegative()) {
+        throw new IllegalArgumentException("accounts.rate_limits.window must be positive");
+      }
+    }
+
+    public static RateLimits defaults() {
+      return new RateLimits(null, null);
     }
   }
 

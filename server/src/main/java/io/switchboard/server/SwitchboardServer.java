@@ -5,6 +5,7 @@ import io.netty.handler.codec.http.TooLongHttpLineException;
 import io.switchboard.protocol.BuildInfo;
 import io.switchboard.server.accounts.AccountRoutes;
 import io.switchboard.server.auth.Authenticator;
+import io.switchboard.server.auth.RateLimiter;
 import io.switchboard.server.docs.ApiDocs;
 import io.switchboard.server.http.Admission;
 import io.switchboard.server.http.ApiError;
@@ -100,7 +101,8 @@ public final class SwitchboardServer {
     this.web = Router.router(vertx);
     this.metricsWeb = config.metricsPort() == null ? web : Router.router(vertx);
     web.route().handler(BodyHandler.create(false).setBodyLimit(config.maxBodyBytes()));
-    Mount mount = new Mount(web, metricsWeb, new Authenticator(config, accounts.resolvers()), admission);
+    Mount mount = new Mount(web, metricsWeb, new Authenticator(config, accounts.resolvers()), admission,
+        new RateLimiter(config.accounts().rateLimits()));
     capabilities.forEach(capability -> capability.mount(mount));
     web.route().last().handler(ctx -> ApiError.notFound("no route for " + ctx.request().method() + " " + ctx.request().path())
         .send(ctx.response()));

@@ -66,7 +66,7 @@ public class SseRelayBenchmarks {
       @Override
       public void fail(ApiError error, boolean headSent) {}
     };
-    relay = new MeteredDownstream(client, new Metrics().start("llama-3.1-8b", "/chat/completions"), true);
+    relay = new MeteredDownstream(client, new Metrics().start("llama-3.1-8b", "/chat/completions"), true, null);
     relay.head(null, 200, new DefaultHttpHeaders().set("content-type", "text/event-stream"));
     tokenEvent = Buffer.buffer("data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,"
         + "\"model\":\"llama-3.1-8b\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\" token\"}}]}\n\n");

@@ -164,7 +164,8 @@ final class AccessTokens implements CredentialResolver {
         return null;
       }
       List<String> roles = claims.getStringListClaim("roles");
-      return new Verified(new Principal(claims.getSubject(), Principal.Via.JWT, scopes(roles), session), expires.getTime());
+      String role = Boolean.TRUE.equals(claims.getBooleanClaim("guest")) ? User.ROLE_GUEST : role(roles);
+      return new Verified(new Principal(claims.getSubject(), Principal.Via.JWT, scopes(roles), session, role), expires.getTime());
     } catch (ParseException | JOSEException e) {
       return null;
     }
@@ -177,6 +178,11 @@ final class AccessTokens implements CredentialResolver {
       scopes.add(Scope.MANAGEMENT);
     }
     return scopes;
+  }
+
+  /** The role a person's limits are those of: admin over user. */
+  static String role(List<String> roles) {
+    return roles != null && roles.contains(User.ROLE_ADMIN) ? User.ROLE_ADMIN : User.ROLE_USER;
   }
 
   private static ECKey generate() {

@@ -48,7 +48,8 @@ final class ApiKeys implements CredentialResolver {
   }
 
   private static InForce inForce(String id, String userId, long expiresAt, List<String> roles) {
-    return new InForce(id, userId, expiresAt, new Principal(userId, Principal.Via.API_KEY, AccessTokens.scopes(roles)));
+    return new InForce(id, userId, expiresAt, new Principal(userId, Principal.Via.API_KEY, AccessTokens.scopes(roles), null,
+        AccessTokens.role(roles)));
   }
 
   /** Why a key was not made. */

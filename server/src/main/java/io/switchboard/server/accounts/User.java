@@ -15,4 +15,6 @@ public record User(String id, String username, String email, String fullName, Li
 
   static final String ROLE_USER = "user";
   static final String ROLE_ADMIN = "admin";
+  /** Not a role a user holds: what a guest's limits are looked up as. */
+  static final String ROLE_GUEST = "guest";
 }

@@ -12,8 +12,9 @@ import java.util.Set;
  * @param via how it authenticated
  * @param scopes what it may do
  * @param session the sign-in a token belongs to (revoking it refuses the token at once), or null
+ * @param role a person's role for rate limits ({@code guest}, {@code user}, {@code admin}); null for the server's own
  */
-public record Principal(String id, Via via, Set<Scope> scopes, String session) {
+public record Principal(String id, Via via, Set<Scope> scopes, String session, String role) {
 
   /** How a principal proved who it is. */
   public enum Via {
@@ -38,7 +39,7 @@ public record Principal(String id, Via via, Set<Scope> scopes, String session) {
 
   /** A principal of the server's own (a configured key, a loopback client): no person, no session. */
   public Principal(String id, Via via, Set<Scope> scopes) {
-    this(id, via, scopes, null);
+    this(id, via, scopes, null, null);
   }
 
   private static final String KEY = "switchboard.principal";
@@ -51,7 +52,7 @@ public record Principal(String id, Via via, Set<Scope> scopes, String session) {
   Principal with(Set<Scope> more) {
     EnumSet<Scope> all = scopes.isEmpty() ? EnumSet.noneOf(Scope.class) : EnumSet.copyOf(scopes);
     all.addAll(more);
-    return new Principal(id, via, all, session);
+    return new Principal(id, via, all, session, role);
   }
 
   public boolean may(Scope scope) {

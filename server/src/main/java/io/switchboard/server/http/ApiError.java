@@ -121,7 +121,7 @@ public record ApiError(int status, String type, String code, String message) {
       return;
     }
     response.setStatusCode(status).putHeader("Content-Type", "application/json");
-    if (retryLater()) {
+    if (retryLater() && !response.headers().contains("Retry-After")) {
       response.putHeader("Retry-After", "1");
     }
     response.end(body.toString());

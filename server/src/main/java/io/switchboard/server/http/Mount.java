@@ -1,6 +1,7 @@
 package io.switchboard.server.http;
 
 import io.switchboard.server.auth.Authenticator;
+import io.switchboard.server.auth.RateLimiter;
 import io.vertx.ext.web.Router;
 
 /**
@@ -10,5 +11,6 @@ import io.vertx.ext.web.Router;
  * @param metricsWeb the router of {@code /metrics}: {@code web}, or the metrics port's own
  * @param auth turns a request's credentials into a principal; routes put {@code auth.require(scope)} first
  * @param admission counts requests in flight and refuses new ones while the server drains
+ * @param limits what a person may ask of the OpenAI endpoints
  */
-public record Mount(Router web, Router metricsWeb, Authenticator auth, Admission admission) {}
+public record Mount(Router web, Router metricsWeb, Authenticator auth, Admission admission, RateLimiter limits) {}

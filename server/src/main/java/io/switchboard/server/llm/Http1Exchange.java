@@ -20,6 +20,7 @@ import io.netty.handler.codec.http.HttpUtil;
 import io.netty.handler.codec.http.HttpVersion;
 import io.netty.handler.codec.http.LastHttpContent;
 import io.netty.util.AsciiString;
+import io.switchboard.server.auth.RateLimiter;
 import io.switchboard.server.http.ApiError;
 import io.switchboard.server.http.ApiException;
 import io.switchboard.vertx.VertxInternals;
@@ -67,6 +68,10 @@ final class Http1Exchange implements Dispatch.Downstream {
   boolean admitted;
   /** How a person's request authenticated, for {@code X-Auth-Method}; null for the server's own keys. */
   String authMethod;
+  /** Where a person stands against their rate limits, for the answer's headers; null without limits. */
+  RateLimiter.Verdict limits;
+  /** The person whose tokens the answer's usage is booked to; null without limits. */
+  String principalId;
   private String requestId;
   private BackendCall routed;
   private boolean eventStream;
@@ -108,7 +113,7 @@ final class Http1Exchange implements Dispatch.Downstream {
     Map<String, String> headers = ForwardedHeaders.of(request.headers()::get);
     requestId = headers.get(ForwardedHeaders.REQUEST_ID);
     try {
-      routed = settings.inference().route(endpoint, payload, RequestPeek.of(payload), headers, this);
+      routed = settings.inference().route(endpoint, payload, RequestPeek.of(payload), headers, principalId, this);
     } catch (ApiException e) {
       refuse(e.error());
     }
@@ -164,6 +169,9 @@ final class Http1Exchange implements Dispatch.Downstream {
     headers.set(REQUEST_ID_HEADER, requestId);
     if (authMethod != null) {
       headers.set(AUTH_METHOD_HEADER, authMethod);
+    }
+    if (limits != null) {
+      limits.headers(headers::set);
     }
     if (eventStream) {
       headers.set(HttpHeaderNames.CACHE_CONTROL, "no-store").set(ACCEL_BUFFERING_HEADER, "no");
@@ -282,6 +290,9 @@ final class Http1Exchange implements Dispatch.Downstream {
     }
     if (requestId != null) {
       response.headers().set(ForwardedHeaders.REQUEST_ID, requestId);
+    }
+    if (limits != null) {
+      limits.headers(response.headers()::set);
     }
     HttpUtil.setKeepAlive(response, keepAlive);
     return response;

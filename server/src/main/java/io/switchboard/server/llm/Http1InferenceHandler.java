@@ -17,6 +17,7 @@ import io.netty.handler.codec.http.HttpVersion;
 import io.netty.handler.codec.http.LastHttpContent;
 import io.netty.util.ReferenceCountUtil;
 import io.switchboard.server.auth.Authenticator;
+import io.switchboard.server.auth.RateLimiter;
 import io.switchboard.server.auth.Scope;
 import io.switchboard.server.http.Admission;
 import io.switchboard.server.http.ApiError;
@@ -40,7 +41,7 @@ import java.util.ArrayDeque;
 final class Http1InferenceHandler extends ChannelDuplexHandler implements Http1Exchange.Connection {
 
   /** What the handler takes from the server: one instance for all connections. */
-  record Settings(Inference inference, Authenticator auth, Admission admission, long maxBodyBytes) {}
+  record Settings(Inference inference, Authenticator auth, RateLimiter limits, Admission admission, long maxBodyBytes) {}
 
   /** Where the content of the request being read goes. */
   private enum Inbound { NONE, VERTX, OURS, DISCARD }
@@ -118,7 +119,14 @@ final class Http1InferenceHandler extends ChannelDuplexHandler implements Http1E
     ApiError refusal = null;
     switch (outcome) {
       case Authenticator.Refused refused -> refusal = refused.error();
-      case Authenticator.Admitted admitted -> exchange.authMethod = admitted.principal().via().header();
+      case Authenticator.Admitted admitted -> {
+        exchange.authMethod = admitted.principal().via().header();
+        exchange.limits = settings.limits().admit(admitted.principal());
+        if (exchange.limits != null) {
+          exchange.principalId = admitted.principal().id();
+          refusal = exchange.limits.allowed() ? null : exchange.limits.error();
+        }
+      }
     }
     if (refusal == null && HttpUtil.getContentLength(request, -1L) > settings.maxBodyBytes()) {
       refusal = ApiError.tooLarge(settings.maxBodyBytes());

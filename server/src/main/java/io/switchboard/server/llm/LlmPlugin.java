@@ -14,6 +14,7 @@ import io.switchboard.server.http.WebSocketOnly;
 import io.switchboard.server.metrics.Metrics;
 import io.switchboard.vertx.VertxInternals;
 import io.vertx.core.Future;
+import io.vertx.core.Handler;
 import io.vertx.core.Vertx;
 import io.vertx.core.http.HttpConnection;
 import io.vertx.core.http.HttpVersion;
@@ -84,14 +85,18 @@ public final class LlmPlugin implements Capability {
   public void mount(Mount mount) {
     Router web = mount.web();
     Authenticator.Requirement inferenceKey = mount.auth().require(Scope.INFERENCE);
-    this.inferenceHandler = new Http1InferenceHandler.Settings(inference, mount.auth(), mount.admission(), config.maxBodyBytes());
+    this.inferenceHandler = new Http1InferenceHandler.Settings(inference, mount.auth(), mount.limits(), mount.admission(),
+        config.maxBodyBytes());
+    Handler<RoutingContext> limits = mount.limits().handler();
+    inference.bookTokensTo(mount.limits());
     web.get("/api/llm/connect").handler(mount.admission().gate()).handler(WebSocketOnly.INSTANCE)
         .handler(ctx -> connect(ctx, mount.auth()));
     for (String prefix : API_PREFIXES) {
       for (String endpoint : PROXIED_ENDPOINTS) {
-        web.post(prefix + endpoint).handler(inferenceKey).handler(mount.admission()).handler(ctx -> inference.proxy(ctx, endpoint));
+        web.post(prefix + endpoint).handler(inferenceKey).handler(limits).handler(mount.admission())
+            .handler(ctx -> inference.proxy(ctx, endpoint));
       }
-      web.post(prefix + "/embeddings").handler(inferenceKey).handler(mount.admission()).handler(inference::embeddings);
+      web.post(prefix + "/embeddings").handler(inferenceKey).handler(limits).handler(mount.admission()).handler(inference::embeddings);
       web.get(prefix + "/models").handler(inferenceKey).handler(models::list);
       web.get(prefix + "/models/*").handler(inferenceKey).handler(models::get);
     }

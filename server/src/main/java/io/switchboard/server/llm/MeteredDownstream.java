@@ -7,6 +7,7 @@ import io.switchboard.server.metrics.Metrics;
 import io.vertx.core.buffer.Buffer;
 import java.nio.charset.StandardCharsets;
 import java.util.Arrays;
+import java.util.function.LongConsumer;
 
 /**
  * Passes an answer on while it accounts for it: status, time to first byte, and the token counts of
@@ -37,6 +38,8 @@ final class MeteredDownstream implements Dispatch.Downstream {
   private final Dispatch.Downstream next;
   private final Metrics.Request account;
   private final boolean dropUsage;
+  /** Told the tokens the answer used, for a person's rate limits; null for the others. */
+  private final LongConsumer tokensUsed;
   private int status = 200;
   private Worker worker;
   private boolean stream;
@@ -54,10 +57,11 @@ final class MeteredDownstream implements Dispatch.Downstream {
    * @param dropUsage the client did not ask for usage and the server did for it: the usage event is
    *     the server's alone
    */
-  MeteredDownstream(Dispatch.Downstream next, Metrics.Request account, boolean dropUsage) {
+  MeteredDownstream(Dispatch.Downstream next, Metrics.Request account, boolean dropUsage, LongConsumer tokensUsed) {
     this.next = next;
     this.account = account;
     this.dropUsage = dropUsage;
+    this.tokensUsed = tokensUsed;
   }
 
   @Override
@@ -213,6 +217,9 @@ final class MeteredDownstream implements Dispatch.Downstream {
     }
     if (promptTokens >= 0 || completionTokens >= 0) {
       account.tokens(Math.max(0, promptTokens), Math.max(0, completionTokens));
+      if (tokensUsed != null) {
+        tokensUsed.accept(Math.max(0, promptTokens) + Math.max(0, completionTokens));
+      }
     }
   }
 

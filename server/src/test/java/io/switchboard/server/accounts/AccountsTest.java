@@ -77,7 +77,7 @@ class AccountsTest {
   @Test
   void forgedTamperedAndExpiredTokensAreRefused() throws Exception {
     try (AccountsHub hub = new AccountsHub(null, new ServerConfig.Accounts(true, Duration.ofSeconds(1), Duration.ofDays(1), null,
-        null, null, null, null, null))) {
+        null, null, null, null, null, null))) {
       JsonNode guest = hub.guest();
       String access = guest.path("access_token").asText();
       String[] parts = access.split("\\.");
@@ -164,7 +164,7 @@ class AccountsTest {
 
   @Test
   void theServersOwnKeysAreNotAPersonsAndGuestsCanBeTurnedOff() {
-    try (AccountsHub hub = new AccountsHub(null, new ServerConfig.Accounts(false, null, null, null, null, null, null, null, null))) {
+    try (AccountsHub hub = new AccountsHub(null, new ServerConfig.Accounts(false, null, null, null, null, null, null, null, null, null))) {
       assertEquals(403, hub.call("GET", "/auth/me", AccountsHub.STATIC_KEY, null).statusCode());
       assertEquals(401, hub.call("GET", "/auth/me", null, null).statusCode());
       assertEquals(401, hub.call("GET", "/auth/me", "eyJnot.a.token", null).statusCode());

@@ -42,7 +42,7 @@ class AdminRoleTest {
 
   @Test
   void anEmailNamedInTheConfigurationIsAnAdminOnceItsOwnerSignsUp() {
-    ServerConfig.Accounts settings = new ServerConfig.Accounts(null, null, null, null, null, null, null, List.of("Boss@Example.com"), null);
+    ServerConfig.Accounts settings = new ServerConfig.Accounts(null, null, null, null, null, null, null, List.of("Boss@Example.com"), null, null);
     try (AccountsHub hub = new AccountsHub(null, settings)) {
       JsonNode guest = hub.guest();
       String access = guest.path("access_token").asText();

@@ -38,7 +38,7 @@ class OidcSignInTest {
     provider.start(0);
     ServerConfig.Oidc oidc = new ServerConfig.Oidc(provider.issuerUrl("default").toString(), "switchboard", "s3cret",
         "http://localhost/auth/callback", null, List.of("http://app.example/"));
-    hub = new AccountsHub(null, new ServerConfig.Accounts(null, null, null, null, null, null, null, List.of("ann@example.com"), oidc));
+    hub = new AccountsHub(null, new ServerConfig.Accounts(null, null, null, null, null, null, null, List.of("ann@example.com"), oidc, null));
   }
 
   @AfterEach

@@ -65,7 +65,7 @@ class MeteredDownstreamTest {
   private static Result send(String text, String contentType, boolean dropUsage, int... cuts) {
     Metrics metrics = new Metrics();
     Client client = new Client();
-    MeteredDownstream metered = new MeteredDownstream(client, metrics.start("m", "/chat/completions"), dropUsage);
+    MeteredDownstream metered = new MeteredDownstream(client, metrics.start("m", "/chat/completions"), dropUsage, null);
     metered.head(null, 200, type(contentType));
     byte[] bytes = text.getBytes(StandardCharsets.UTF_8);
     int from = 0;
