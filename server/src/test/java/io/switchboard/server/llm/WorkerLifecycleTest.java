@@ -21,6 +21,7 @@ import io.switchboard.worker.WorkerRejectedException;
 import io.vertx.core.Future;
 import io.vertx.core.Vertx;
 import io.vertx.core.http.WebSocket;
+import io.vertx.core.http.WebSocketClient;
 import io.vertx.core.http.WebSocketConnectOptions;
 import java.net.URI;
 import java.net.http.HttpClient;
@@ -131,7 +132,8 @@ class WorkerLifecycleTest {
   void theClientKeyMayAlsoComeAsABearerHeaderOnTheUpgrade() {
     try (TestGateway gateway = TestGateway.start(keyed(null, "right-key"))) {
       CompletableFuture<String> answer = new CompletableFuture<>();
-      WebSocket ws = gateway.vertx.createWebSocketClient().connect(new WebSocketConnectOptions()
+      WebSocketClient client = gateway.vertx.createWebSocketClient();
+      WebSocket ws = client.connect(new WebSocketConnectOptions()
               .setAbsoluteURI("ws://127.0.0.1:" + gateway.server.port() + "/api/llm/connect")
               .addHeader("Authorization", "Bearer right-key"))
           .onSuccess(socket -> {
@@ -144,6 +146,7 @@ class WorkerLifecycleTest {
 
       assertEquals(new WorkerMessage.Registered("header-worker", 500, lanesOffered()), registered);
       ws.close().await();
+      client.close().await();
     }
   }
 
@@ -188,13 +191,16 @@ class WorkerLifecycleTest {
   @Test
   void aSilentPeerIsDroppedWithinThreeHeartbeats() {
     try (TestGateway gateway = TestGateway.start()) {
-      gateway.vertx.createWebSocketClient().connect(gateway.server.port(), "127.0.0.1", "/api/llm/connect")
+      // Held for the whole test: Vert.x shuts a client down when it is garbage collected, even mid-handshake.
+      WebSocketClient client = gateway.vertx.createWebSocketClient();
+      client.connect(gateway.server.port(), "127.0.0.1", "/api/llm/connect")
           .onSuccess(ws -> ws.writeTextMessage(WireCodec.encode(new WorkerMessage.Register(null, "mute", null, List.of("q"), 1, 0, null))))
           .await();
       eventually("the mute worker registered", () -> gateway.server.llm().router().worker("mute").isPresent());
 
       eventually("the mute worker was dropped", () -> gateway.server.llm().router().worker("mute").isEmpty());
       assertEquals(404, gateway.post("/v1/chat/completions", chatBody("q", false)).statusCode());
+      client.close().await();
     }
   }
 

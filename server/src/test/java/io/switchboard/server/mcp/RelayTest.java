@@ -23,6 +23,7 @@ import io.switchboard.server.ServerConfig;
 import io.switchboard.server.SwitchboardServer;
 import io.vertx.core.Vertx;
 import io.vertx.core.http.WebSocket;
+import io.vertx.core.http.WebSocketClient;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
@@ -357,12 +358,14 @@ class RelayTest {
   @Test
   void aRelayMaySendSpec000sUntypedFirstMessage() throws Exception {
     CompletableFuture<String> answer = new CompletableFuture<>();
-    WebSocket ws = vertx.createWebSocketClient().connect(server.port(), "127.0.0.1", "/api/mcp/connect").await();
+    WebSocketClient client = vertx.createWebSocketClient();
+    WebSocket ws = client.connect(server.port(), "127.0.0.1", "/api/mcp/connect").await();
     ws.textMessageHandler(answer::complete);
     ws.writeTextMessage("{\"client_name\":\"bare\",\"client_key\":\"ck\"}");
     JsonNode registered = JSON.readTree(answer.get(5, TimeUnit.SECONDS));
     assertEquals("registered", registered.path("type").asText());
     assertTrue(!registered.path("id").asText().isEmpty(), "the server assigned an id: " + registered);
     ws.close().await();
+    client.close().await();
   }
 }
