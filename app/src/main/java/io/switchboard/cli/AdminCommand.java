@@ -116,9 +116,15 @@ final class AdminCommand implements Runnable {
     @Option(names = "--days", description = "How long it lives (default and most: accounts.api_key_max_days).")
     Integer days;
 
+    @Option(names = "--requests", description = "The key's own limit of requests per rate-limit window, under its owner's role's.")
+    Integer requests;
+
+    @Option(names = "--tokens", description = "The key's own limit of tokens per rate-limit window, under its owner's role's.")
+    Long tokens;
+
     @Override
     String act(AccountsAdmin accounts) {
-      AccountsAdmin.NewKey key = accounts.createKey(who, name, days == null ? Integer.MAX_VALUE : days);
+      AccountsAdmin.NewKey key = accounts.createKey(who, name, days == null ? Integer.MAX_VALUE : days, requests, tokens);
       spec.commandLine().getErr().println("key " + key.id() + " '" + key.name() + "' until "
           + java.time.Instant.ofEpochSecond(key.expiresAt()) + "; it is not shown again");
       return key.key();

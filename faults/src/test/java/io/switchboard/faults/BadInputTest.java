@@ -3,6 +3,7 @@ package io.switchboard.faults;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import com.fasterxml.jackson.databind.JsonNode;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
@@ -205,6 +206,73 @@ class BadInputTest {
     verdicts.report("../, %2e%2e, %2F, %5C, NUL and double encoding in every path parameter, and in the static file routes");
     RawHttp.Answer list = api.send("GET", "/api/v1/instances", Map.of("Authorization", "Bearer " + Api.KEY), null);
     assertTrue(!list.body().contains("..") && !list.body().contains("passwd"), "no instance was made under such a name: " + list.body());
+  }
+
+  @Test
+  void peoplesCredentialsReachWhatTheirRoleAllowsAndOnlyTheirOwn() throws Exception {
+    JsonNode guest = signUp(null);
+    String access = guest.path("access_token").asText();
+    Verdicts asGuest = new Verdicts("auth: a guest's token");
+    Verdicts tampered = new Verdicts("auth: a tampered token");
+    Verdicts revoked = new Verdicts("auth: a revoked token");
+    String forged = access.substring(0, access.length() - 4) + (access.endsWith("AAAA") ? "BBBB" : "AAAA");
+    JsonNode gone = signUp(null);
+    String ended = gone.path("access_token").asText();
+    assertEquals(200, api.send("GET", "/auth/logout", Map.of("Authorization", "Bearer " + ended), null).status());
+    for (Api.Operation op : api.operations) {
+      // Ending the guest's own session would spoil the rest; the ended token is tried instead.
+      if (!op.secured() || op.template().equals("/auth/logout") || op.template().equals("/auth/revoke")) {
+        continue;
+      }
+      String path = op.livePath();
+      byte[] body = op.takesBody() ? op.sample().getBytes(StandardCharsets.UTF_8) : null;
+      boolean management = path.startsWith("/api/v1/instances") || path.startsWith("/api/v1/server/") || path.startsWith("/v1/admin/");
+      IntPredicate expected = management ? status -> status == 403
+          : path.startsWith("/auth/refresh-token") ? status -> status == 401 // an access token is no refresh token
+          : status -> status != 401 && status != 403 || path.startsWith("/auth/api-keys");
+      asGuest.judge(op.method() + " " + path, api.send(op.method(), path, bearer(access), body), expected);
+      tampered.judge(op.method() + " " + path, api.send(op.method(), path, bearer(forged), body), status -> status == 401);
+      revoked.judge(op.method() + " " + path, api.send(op.method(), path, bearer(ended), body), status -> status == 401);
+    }
+    asGuest.report("every secured operation: management ones 403, the refresh with an access token 401, the others never 401 or 403 (but a guest's API keys, 403)");
+    tampered.report("the last bytes of a guest's JWT signature changed: 401 everywhere");
+    revoked.report("a token whose session logged out, before it expired: 401 everywhere");
+
+    Verdicts others = new Verdicts("another user's ids");
+    String ann = signUp("ann-faults").path("access_token").asText();
+    String bob = signUp("bob-faults").path("access_token").asText();
+    JsonNode annKey = Cluster.JSON.readTree(api.send("POST", "/auth/api-keys", bearer(ann), utf8("{\"name\":\"mine\"}")).body());
+    String annKeyId = annKey.path("id").asText();
+    api.send("PATCH", "/v1/users/me/settings", bearer(ann), utf8("{\"preferences\":{\"theme\":\"ann-dark\"}}"));
+    others.judge("DELETE /auth/api-keys/{ann's} as bob", api.send("DELETE", "/auth/api-keys/" + annKeyId, bearer(bob), null),
+        status -> status == 404);
+    others.judge("POST /auth/revoke {ann's refresh token} as bob", api.send("POST", "/auth/revoke", bearer(bob),
+        utf8("{\"refresh_token\":\"" + guest.path("refresh_token").asText() + "\"}")), status -> status == 404);
+    RawHttp.Answer bobsKeys = api.send("GET", "/auth/api-keys", bearer(bob), null);
+    others.judge("GET /auth/api-keys as bob", bobsKeys, status -> status == 200 && !bobsKeys.body().contains(annKeyId));
+    RawHttp.Answer bobsSettings = api.send("GET", "/v1/users/me/settings", bearer(bob), null);
+    others.judge("GET /v1/users/me/settings as bob", bobsSettings, status -> status == 200 && !bobsSettings.body().contains("ann-dark"));
+    RawHttp.Answer stillAnns = api.send("GET", "/auth/me", bearer(annKey.path("key").asText()), null);
+    others.judge("GET /auth/me with ann's key, after bob's tries", stillAnns, status -> status == 200 && stillAnns.body().contains("ann-faults"));
+    others.judge("GET /auth/me with the guest's token, after bob's revoke", api.send("GET", "/auth/me", bearer(access), null),
+        status -> status == 200);
+    others.report("one user's key id, refresh token and settings, tried by another: 404, or not seen; the owner's still work");
+  }
+
+  /** A new guest's tokens; upgraded to a user of that name where one is given. */
+  private static JsonNode signUp(String username) throws Exception {
+    JsonNode tokens = Cluster.JSON.readTree(api.send("POST", "/auth/guest-login", Map.of(), null).body());
+    if (username != null) {
+      String access = tokens.path("access_token").asText();
+      assertEquals(200, api.send("POST", "/auth/upgrade", bearer(access),
+          utf8("{\"username\":\"" + username + "\",\"email\":\"" + username + "@example.com\"}")).status());
+      tokens = Cluster.JSON.readTree(api.send("POST", "/auth/refresh-token", bearer(tokens.path("refresh_token").asText()), null).body());
+    }
+    return tokens;
+  }
+
+  private static Map<String, String> bearer(String token) {
+    return Map.of("Authorization", "Bearer " + token, "Content-Type", "application/json");
   }
 
   @Test

@@ -23,24 +23,34 @@ public final class TestPostgres {
     void run(String url) throws Exception;
   }
 
+  /** A schema of a test's own; closing it drops it with everything in it. */
+  public record Schema(String name, String url) implements AutoCloseable {
+    @Override
+    public void close() {
+      try (Connection admin = DriverManager.getConnection(SERVER); Statement sql = admin.createStatement()) {
+        sql.execute("DROP SCHEMA " + name + " CASCADE");
+      } catch (SQLException e) {
+        throw new IllegalStateException("could not drop " + name + ": " + e.getMessage(), e);
+      }
+    }
+  }
+
   private TestPostgres() {}
 
-  public static void inSchema(String prefix, Body body) throws Exception {
-    String schema = prefix + Long.toHexString(ThreadLocalRandom.current().nextLong() & Long.MAX_VALUE);
-    Connection admin;
-    try {
-      admin = DriverManager.getConnection(SERVER);
+  /** Makes a new schema named {@code prefix} and a random suffix; skips the test where no PostgreSQL runs. */
+  public static Schema schema(String prefix) {
+    String name = prefix + Long.toHexString(ThreadLocalRandom.current().nextLong() & Long.MAX_VALUE);
+    try (Connection admin = DriverManager.getConnection(SERVER); Statement sql = admin.createStatement()) {
+      sql.execute("CREATE SCHEMA " + name);
     } catch (SQLException e) {
       assumeTrue(false, "no PostgreSQL at " + SERVER + ": " + e.getMessage());
-      return;
     }
-    try (admin; Statement sql = admin.createStatement()) {
-      sql.execute("CREATE SCHEMA " + schema);
-      try {
-        body.run(SERVER + "&currentSchema=" + schema);
-      } finally {
-        sql.execute("DROP SCHEMA " + schema + " CASCADE");
-      }
+    return new Schema(name, SERVER + "&currentSchema=" + name);
+  }
+
+  public static void inSchema(String prefix, Body body) throws Exception {
+    try (Schema schema = schema(prefix)) {
+      body.run(schema.url());
     }
   }
 }

@@ -165,7 +165,7 @@ final class AccessTokens implements CredentialResolver {
       }
       List<String> roles = claims.getStringListClaim("roles");
       String role = Boolean.TRUE.equals(claims.getBooleanClaim("guest")) ? User.ROLE_GUEST : role(roles);
-      return new Verified(new Principal(claims.getSubject(), Principal.Via.JWT, scopes(roles), session, role), expires.getTime());
+      return new Verified(new Principal(claims.getSubject(), Principal.Via.JWT, scopes(roles), session, role, null), expires.getTime());
     } catch (ParseException | JOSEException e) {
       return null;
     }

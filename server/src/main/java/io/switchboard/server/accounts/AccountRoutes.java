@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.switchboard.protocol.Credentials;
 import io.switchboard.protocol.Json;
 import io.switchboard.server.ServerConfig;
+import io.switchboard.server.ServerConfig.RateLimits.Limit;
 import io.switchboard.server.auth.Authenticator;
 import io.switchboard.server.auth.CredentialResolver;
 import io.switchboard.server.auth.Principal;
@@ -99,7 +100,7 @@ public final class AccountRoutes implements Capability {
 
   @Override
   public Future<Void> start() {
-    return users.grantAdmins(settings.admins()).compose(v -> tokens.load(sessions)).compose(v -> apiKeys.load()).onSuccess(v ->
+    return users.grantAdmins(settings.admins(), null).compose(v -> tokens.load(sessions)).compose(v -> apiKeys.load()).onSuccess(v ->
         housekeeping = vertx.setPeriodic(HOUSEKEEPING_MS, t -> housekeeping()));
   }
 
@@ -141,6 +142,10 @@ public final class AccountRoutes implements Capability {
       ApiError.badRequest("redirect_url must be one of the addresses in accounts.oidc.allowed_redirects").send(ctx.response());
       return;
     }
+    if (redirect.indexOf('#') >= 0) {
+      ApiError.badRequest("redirect_url must have no fragment (#...): the tokens come back in it").send(ctx.response());
+      return;
+    }
     reply(ctx, 200, oidc.begin(redirect));
   }
 
@@ -168,7 +173,7 @@ public final class AccountRoutes implements Capability {
     oidc.finish(code, state)
         .compose(identity -> users.signedIn(identity.issuer(), identity.subject(), identity.email(), identity.name(),
                 identity.preferredUsername())
-            .compose(user -> users.grantAdmins(settings.admins()).compose(v -> users.find(user.id())))
+            .compose(user -> users.grantAdmins(settings.admins(), user.id()).compose(v -> users.find(user.id())))
             .compose(user -> sessions.start(user.orElseThrow().id()).map(started -> tokens(user.orElseThrow(), started)))
             .map(tokens -> identity.redirectUrl() + "#" + fragment(tokens)))
         .onComplete(ar -> {
@@ -255,7 +260,7 @@ public final class AccountRoutes implements Capability {
     }
     String id = Principal.of(ctx).id();
     reply(ctx, 200, users.upgrade(id, username, email, fullName).compose(outcome -> switch (outcome) {
-      case DONE -> users.grantAdmins(settings.admins()).compose(v -> users.find(id))
+      case DONE -> users.grantAdmins(settings.admins(), id).compose(v -> users.find(id))
           .map(user -> new Upgraded("upgraded", user.orElseThrow()));
       case NOT_A_GUEST -> Future.<Upgraded>failedFuture(new ApiException(ApiError.conflict("not_a_guest", "this account is not a guest's")));
       case USERNAME_TAKEN -> Future.<Upgraded>failedFuture(new ApiException(ApiError.conflict("username_taken", "username '" + username
@@ -317,10 +322,63 @@ public final class AccountRoutes implements Capability {
       days = daysNode.asInt();
     }
     int lifetime = days;
-    reply(ctx, 201, user(ctx).compose(user -> user.isGuest()
-        ? Future.<ApiKeys.Created>failedFuture(new ApiException(ApiError.forbidden("guests cannot make API keys; upgrade first (POST /auth/upgrade)")))
-        : apiKeys.create(user, name, lifetime).recover(e -> Future.failedFuture(e instanceof ApiKeys.Refused refused
-            ? new ApiException(ApiError.conflict("api_key_limit_reached", refused.getMessage())) : e))));
+    Limit limit;
+    try {
+      limit = keyLimit(body.get("rate_limit"));
+    } catch (ApiException e) {
+      e.error().send(ctx.response());
+      return;
+    }
+    reply(ctx, 201, user(ctx).compose(user -> {
+      if (user.isGuest()) {
+        return Future.failedFuture(new ApiException(ApiError.forbidden("guests cannot make API keys; upgrade first (POST /auth/upgrade)")));
+      }
+      String aboveRole = aboveRole(limit, AccessTokens.role(user.roles()));
+      if (aboveRole != null) {
+        return Future.failedFuture(new ApiException(ApiError.badRequest(aboveRole)));
+      }
+      return apiKeys.create(user, name, lifetime, limit).recover(e -> Future.failedFuture(e instanceof ApiKeys.Refused refused
+          ? new ApiException(ApiError.conflict("api_key_limit_reached", refused.getMessage())) : e));
+    }));
+  }
+
+  /** A key's own rate limit as asked: {@code {"requests": n, "tokens": n}}, either or both; null when none is. */
+  private static Limit keyLimit(JsonNode asked) {
+    if (asked == null || asked.isNull()) {
+      return null;
+    }
+    if (!asked.isObject() || asked.isEmpty()) {
+      throw new ApiException(ApiError.badRequest("rate_limit must be an object with requests, tokens or both (per window)"));
+    }
+    asked.fieldNames().forEachRemaining(field -> {
+      if (!field.equals("requests") && !field.equals("tokens")) {
+        throw new ApiException(ApiError.badRequest("rate_limit has no field '" + field + "': it takes requests and tokens"));
+      }
+    });
+    return new Limit(asked.has("requests") ? (int) positive(asked.get("requests"), "rate_limit.requests", Integer.MAX_VALUE) : null,
+        asked.has("tokens") ? positive(asked.get("tokens"), "rate_limit.tokens", Long.MAX_VALUE) : null);
+  }
+
+  private static long positive(JsonNode number, String field, long most) {
+    if (!number.isIntegralNumber() || !number.canConvertToLong() || number.asLong() < 1 || number.asLong() > most) {
+      throw new ApiException(ApiError.badRequest(field + " must be a whole number from 1 to " + most));
+    }
+    return number.asLong();
+  }
+
+  /** Why a key's limit cannot be had by a person of {@code role}, or null: a key narrows its owner's limit, never widens it. */
+  private String aboveRole(Limit limit, String role) {
+    Limit roles = settings.rateLimits().roles().get(role);
+    if (limit == null || roles == null) {
+      return null;
+    }
+    if (limit.requests() != null && roles.requests() != null && limit.requests() > roles.requests()) {
+      return "rate_limit.requests is more than the " + roles.requests() + " your role (" + role + ") may make per window";
+    }
+    if (limit.tokens() != null && roles.tokens() != null && limit.tokens() > roles.tokens()) {
+      return "rate_limit.tokens is more than the " + roles.tokens() + " your role (" + role + ") may use per window";
+    }
+    return null;
   }
 
   private void listKeys(RoutingContext ctx) {

@@ -61,13 +61,21 @@ public final class AccountsAdmin implements AutoCloseable {
   /** A key just made: its secret ({@code key}) is shown this once. */
   public record NewKey(String id, String key, String name, long expiresAt) {}
 
-  /** Makes an API key for {@code who}, living {@code days} at most {@code accounts.api_key_max_days}; its secret is in the answer only. */
-  public NewKey createKey(String who, String name, int days) {
+  /**
+   * Makes an API key for {@code who}, living {@code days} at most {@code accounts.api_key_max_days},
+   * with its own limit of requests and tokens per window where they are not null; its secret is in
+   * the answer only.
+   */
+  public NewKey createKey(String who, String name, int days, Integer requests, Long tokens) {
     if (days < 1 || name.isBlank() || name.length() > 100) {
       throw new IllegalArgumentException("a key needs a name of 1-100 characters and at least one day");
     }
+    if ((requests != null && requests < 1) || (tokens != null && tokens < 1)) {
+      throw new IllegalArgumentException("a key's limits are at least 1");
+    }
+    ServerConfig.RateLimits.Limit limit = requests == null && tokens == null ? null : new ServerConfig.RateLimits.Limit(requests, tokens);
     try {
-      ApiKeys.Created made = Blocking.await(keys.create(find(who), name, Math.min(days, settings.apiKeyMaxDays())));
+      ApiKeys.Created made = Blocking.await(keys.create(find(who), name, Math.min(days, settings.apiKeyMaxDays()), limit));
       return new NewKey(made.id(), made.key(), made.name(), made.expiresAt());
     } catch (ApiKeys.Refused e) {
       throw new IllegalArgumentException(e.getMessage(), e);

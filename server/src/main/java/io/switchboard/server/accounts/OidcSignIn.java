@@ -62,9 +62,14 @@ final class OidcSignIn {
     this.config = config;
   }
 
-  /** Whether {@code url} is one a login may send the browser back to. */
+  /**
+   * Whether {@code url} is one a login may send the browser back to: an allowed address, or one
+   * under it. An entry without a path ends at the host: {@code https://app.example} allows
+   * {@code https://app.example/done}, not {@code https://app.example.evil.com}.
+   */
   boolean allowed(String url) {
-    return config.allowedRedirects().stream().anyMatch(url::startsWith);
+    return config.allowedRedirects().stream().anyMatch(allowed -> url.startsWith(allowed)
+        && (allowed.endsWith("/") || url.length() == allowed.length() || "/?".indexOf(url.charAt(allowed.length())) >= 0));
   }
 
   Future<Login> begin(String redirectUrl) {

@@ -99,14 +99,17 @@ final class UserStore {
         .bind("roles", String.join(",", roles)).bind("id", id).execute());
   }
 
-  /** Gives the {@code admin} role to the full users with these emails (lower case); how many changed. */
-  Future<Integer> grantAdmins(List<String> emails) {
+  /**
+   * Gives the {@code admin} role to the full users with these emails (lower case): all of them, or
+   * only the user {@code id} where it is not null (one who just signed in); how many changed.
+   */
+  Future<Integer> grantAdmins(List<String> emails, String id) {
     if (emails.isEmpty()) {
       return Future.succeededFuture(0);
     }
     return database.tx(h -> h.createUpdate("UPDATE users SET roles = :roles WHERE is_guest = :guest AND LOWER(email) IN (<emails>) "
-            + "AND roles <> :roles")
-        .bind("roles", User.ROLE_USER + "," + User.ROLE_ADMIN).bind("guest", false).bindList("emails", emails).execute());
+            + "AND roles <> :roles" + (id == null ? "" : " AND id = :id"))
+        .bind("roles", User.ROLE_USER + "," + User.ROLE_ADMIN).bind("guest", false).bindList("emails", emails).bind("id", id).execute());
   }
 
   /**

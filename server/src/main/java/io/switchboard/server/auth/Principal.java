@@ -1,5 +1,6 @@
 package io.switchboard.server.auth;
 
+import io.switchboard.server.ServerConfig;
 import io.vertx.ext.web.RoutingContext;
 import java.util.EnumSet;
 import java.util.Set;
@@ -13,8 +14,12 @@ import java.util.Set;
  * @param scopes what it may do
  * @param session the sign-in a token belongs to (revoking it refuses the token at once), or null
  * @param role a person's role for rate limits ({@code guest}, {@code user}, {@code admin}); null for the server's own
+ * @param keyLimit the rate limit of the API key the request came with, where it has one of its own; else null
  */
-public record Principal(String id, Via via, Set<Scope> scopes, String session, String role) {
+public record Principal(String id, Via via, Set<Scope> scopes, String session, String role, KeyLimit keyLimit) {
+
+  /** An API key's own rate limit, on top of its owner's role's. */
+  public record KeyLimit(String keyId, ServerConfig.RateLimits.Limit limit) {}
 
   /** How a principal proved who it is. */
   public enum Via {
@@ -39,7 +44,7 @@ public record Principal(String id, Via via, Set<Scope> scopes, String session, S
 
   /** A principal of the server's own (a configured key, a loopback client): no person, no session. */
   public Principal(String id, Via via, Set<Scope> scopes) {
-    this(id, via, scopes, null, null);
+    this(id, via, scopes, null, null, null);
   }
 
   private static final String KEY = "switchboard.principal";
@@ -52,7 +57,7 @@ public record Principal(String id, Via via, Set<Scope> scopes, String session, S
   Principal with(Set<Scope> more) {
     EnumSet<Scope> all = scopes.isEmpty() ? EnumSet.noneOf(Scope.class) : EnumSet.copyOf(scopes);
     all.addAll(more);
-    return new Principal(id, via, all, session, role);
+    return new Principal(id, via, all, session, role, keyLimit);
   }
 
   public boolean may(Scope scope) {

@@ -1,28 +1,63 @@
 package io.switchboard.server.auth;
 
 import io.switchboard.server.ServerConfig;
+import io.switchboard.server.ServerConfig.RateLimits.Limit;
 import io.switchboard.server.http.ApiError;
 import io.vertx.core.Handler;
 import io.vertx.core.http.HttpServerResponse;
 import io.vertx.ext.web.RoutingContext;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.BiConsumer;
 
 /**
- * What a person may ask of the OpenAI endpoints per window, by role: requests, counted when they
- * come, and tokens, counted from each answer's {@code usage} when it ends. A request past either is
- * refused with 429 and {@code Retry-After}; every person's answer says where they stand in
- * {@code X-RateLimit-Limit}, {@code -Remaining} and {@code -Reset}. The server's own keys and
- * loopback clients have no limit. The counts live in this process (a later issue shares them
- * across replicas behind the same two calls: {@link #admit}, {@link #used}).
+ * What a person may ask of the OpenAI endpoints per window: requests, counted when they come, and
+ * tokens, counted from each answer's {@code usage} when it ends. A person's role sets a limit on
+ * all their requests together; an API key may carry a lower one of its own, on the requests made
+ * with it. A request past either is refused with 429 and {@code Retry-After}; every person's answer
+ * says where they stand in {@code X-RateLimit-Limit}, {@code -Remaining} and {@code -Reset}. The
+ * server's own keys and loopback clients have no limit.
+ *
+ * <p>The counts live in this process, in windows named by who they count ({@code user:<id>},
+ * {@code key:<id>}); a later issue shares them across replicas behind the same two calls,
+ * {@link #admit} and {@link Verdict#book}. They are counted without locks: two requests racing for
+ * the last place may both be refused, never both let in.
  */
 public final class RateLimiter {
 
-  /** Where a person stands: {@code limit} and {@code remaining} count requests; {@code resetSeconds} till the window ends. */
-  public record Verdict(boolean allowed, int limit, int remaining, long resetSeconds, String why) {
+  private static final String KEY = "switchboard.rate-limit";
+
+  /**
+   * Where a person stands after a request was counted: {@code limit} and {@code remaining} count
+   * requests of the tighter of their limits; {@code resetSeconds} till the window ends.
+   */
+  public final class Verdict {
+    private final boolean allowed;
+    private final int limit;
+    private final int remaining;
+    private final long resetSeconds;
+    private final String why;
+    private final String person;
+    private final String key;
+
+    private Verdict(boolean allowed, int limit, int remaining, long resetSeconds, String why, String person, String key) {
+      this.allowed = allowed;
+      this.limit = limit;
+      this.remaining = remaining;
+      this.resetSeconds = resetSeconds;
+      this.why = why;
+      this.person = person;
+      this.key = key;
+    }
+
+    public boolean allowed() {
+      return allowed;
+    }
 
     /** The headers every answer to the person carries. */
-    public void headers(java.util.function.BiConsumer<String, String> put) {
+    public void headers(BiConsumer<String, String> put) {
       put.accept("X-RateLimit-Limit", Integer.toString(limit));
       put.accept("X-RateLimit-Remaining", Integer.toString(remaining));
       put.accept("X-RateLimit-Reset", Long.toString(resetSeconds));
@@ -34,21 +69,41 @@ public final class RateLimiter {
     public ApiError error() {
       return new ApiError(429, "rate_limit_exceeded", "rate_limit_exceeded", why);
     }
+
+    /** Books the tokens the admitted request's answer used, in the windows it was counted in. */
+    public void book(long tokens) {
+      long now = System.currentTimeMillis();
+      if (person != null) {
+        current(person, now).tokens.addAndGet(tokens);
+      }
+      if (key != null) {
+        current(key, now).tokens.addAndGet(tokens);
+      }
+    }
+
+    /** The verdict on the request this context carries, where it has limits. */
+    public static Verdict of(RoutingContext ctx) {
+      return ctx.get(KEY);
+    }
   }
 
   private static final class Window {
     final long start;
-    int requests;
-    long tokens;
+    final AtomicInteger requests = new AtomicInteger();
+    final AtomicLong tokens = new AtomicLong();
 
     Window(long start) {
       this.start = start;
     }
   }
 
+  /** A request counted in one window, or why it was not. */
+  private record Count(int limit, int remaining, String refusal) {}
+
   private final long windowMillis;
-  private final Map<String, ServerConfig.RateLimits.Limit> byRole;
+  private final Map<String, Limit> byRole;
   private final Map<String, Window> windows = new ConcurrentHashMap<>();
+  private final AtomicLong lastSweep = new AtomicLong();
 
   public RateLimiter(ServerConfig.RateLimits config) {
     this.windowMillis = config.window().toMillis();
@@ -57,41 +112,76 @@ public final class RateLimiter {
 
   /** Counts a request of {@code principal}; null when it has no limit. */
   public Verdict admit(Principal principal) {
-    ServerConfig.RateLimits.Limit limit = principal == null || principal.role() == null ? null : byRole.get(principal.role());
-    if (limit == null) {
+    Limit roleLimit = principal == null || principal.role() == null ? null : byRole.get(principal.role());
+    Principal.KeyLimit keyLimit = principal == null ? null : principal.keyLimit();
+    if (roleLimit == null && keyLimit == null) {
       return null;
     }
     long now = System.currentTimeMillis();
-    Window window = current(principal.id(), now);
+    String person = roleLimit == null ? null : "user:" + principal.id();
+    String key = keyLimit == null ? null : "key:" + keyLimit.keyId();
+    Window personal = person == null ? null : current(person, now);
+    Count first = personal == null ? null : count(personal, roleLimit, "your role");
+    if (first != null && first.refusal() != null) {
+      return refused(first, personal, now);
+    }
+    Window keyed = key == null ? null : current(key, now);
+    Count second = keyed == null ? null : count(keyed, keyLimit.limit(), "this API key");
+    if (second != null && second.refusal() != null) {
+      if (personal != null) {
+        personal.requests.decrementAndGet();
+      }
+      return refused(second, keyed, now);
+    }
+    Count tighter = first == null || (second != null && second.remaining() < first.remaining()) ? second : first;
+    Window shown = tighter == first ? personal : keyed;
+    return new Verdict(true, tighter.limit(), tighter.remaining(), resetSeconds(shown, now), null, person, key);
+  }
+
+  private Verdict refused(Count count, Window window, long now) {
+    long reset = resetSeconds(window, now);
+    return new Verdict(false, count.limit(), count.remaining(), reset, count.refusal() + "; try again in " + reset + " s", null, null);
+  }
+
+  private Count count(Window window, Limit limit, String whose) {
     int requests = limit.requests() == null ? Integer.MAX_VALUE : limit.requests();
-    long reset = Math.max(0, (window.start + windowMillis - now + 999) / 1000);
-    synchronized (window) {
-      if (limit.tokens() != null && window.tokens >= limit.tokens()) {
-        return new Verdict(false, requests, Math.max(0, requests - window.requests), reset,
-            "you used the " + limit.tokens() + " tokens your role may use per " + windowMillis / 1000 + " s; try again in " + reset + " s");
-      }
-      if (window.requests >= requests) {
-        return new Verdict(false, requests, 0, reset,
-            "you made the " + requests + " requests your role may make per " + windowMillis / 1000 + " s; try again in " + reset + " s");
-      }
-      window.requests++;
-      return new Verdict(true, requests, requests - window.requests, reset, null);
+    if (limit.tokens() != null && window.tokens.get() >= limit.tokens()) {
+      return new Count(requests, Math.max(0, requests - window.requests.get()),
+          "you used the " + limit.tokens() + " tokens " + whose + " allows per " + windowMillis / 1000 + " s");
+    }
+    int made = window.requests.incrementAndGet();
+    if (made > requests) {
+      window.requests.decrementAndGet();
+      return new Count(requests, 0, "you made the " + requests + " requests " + whose + " allows per " + windowMillis / 1000 + " s");
+    }
+    return new Count(requests, requests - made, null);
+  }
+
+  private long resetSeconds(Window window, long now) {
+    return Math.max(0, (window.start + windowMillis - now + 999) / 1000);
+  }
+
+  private Window current(String name, long now) {
+    Window window = windows.get(name);
+    if (window != null && now < window.start + windowMillis) {
+      return window;
+    }
+    sweep(now);
+    return windows.compute(name, (n, old) -> old == null || now >= old.start + windowMillis ? new Window(now) : old);
+  }
+
+  /** Forgets the windows that ended, once a window, so that people who went away cost nothing. */
+  private void sweep(long now) {
+    long last = lastSweep.get();
+    if (now >= last + windowMillis && lastSweep.compareAndSet(last, now)) {
+      windows.values().removeIf(window -> now >= window.start + windowMillis);
     }
   }
 
-  /** Books the tokens an answer to {@code principalId} used. */
-  public void used(String principalId, long tokens) {
-    Window window = current(principalId, System.currentTimeMillis());
-    synchronized (window) {
-      window.tokens += tokens;
-    }
-  }
-
-  private Window current(String id, long now) {
-    return windows.compute(id, (key, window) -> window == null || now >= window.start + windowMillis ? new Window(now) : window);
-  }
-
-  /** The router's handler: it counts the request of the principal on the context, and refuses it past the limit. */
+  /**
+   * The router's handler: it counts the request of the principal on the context, refuses it past a
+   * limit, and leaves the verdict on the context for the answer's tokens to be booked.
+   */
   public Handler<RoutingContext> handler() {
     return ctx -> {
       Verdict verdict = admit(Principal.of(ctx));
@@ -102,6 +192,7 @@ public final class RateLimiter {
       HttpServerResponse response = ctx.response();
       verdict.headers(response::putHeader);
       if (verdict.allowed()) {
+        ctx.put(KEY, verdict);
         ctx.next();
       } else {
         verdict.error().send(response);

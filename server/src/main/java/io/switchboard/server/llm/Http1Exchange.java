@@ -70,8 +70,6 @@ final class Http1Exchange implements Dispatch.Downstream {
   String authMethod;
   /** Where a person stands against their rate limits, for the answer's headers; null without limits. */
   RateLimiter.Verdict limits;
-  /** The person whose tokens the answer's usage is booked to; null without limits. */
-  String principalId;
   private String requestId;
   private BackendCall routed;
   private boolean eventStream;
@@ -113,7 +111,7 @@ final class Http1Exchange implements Dispatch.Downstream {
     Map<String, String> headers = ForwardedHeaders.of(request.headers()::get);
     requestId = headers.get(ForwardedHeaders.REQUEST_ID);
     try {
-      routed = settings.inference().route(endpoint, payload, RequestPeek.of(payload), headers, principalId, this);
+      routed = settings.inference().route(endpoint, payload, RequestPeek.of(payload), headers, limits == null ? null : limits::book, this);
     } catch (ApiException e) {
       refuse(e.error());
     }

@@ -122,9 +122,8 @@ final class Http1InferenceHandler extends ChannelDuplexHandler implements Http1E
       case Authenticator.Admitted admitted -> {
         exchange.authMethod = admitted.principal().via().header();
         exchange.limits = settings.limits().admit(admitted.principal());
-        if (exchange.limits != null) {
-          exchange.principalId = admitted.principal().id();
-          refusal = exchange.limits.allowed() ? null : exchange.limits.error();
+        if (exchange.limits != null && !exchange.limits.allowed()) {
+          refusal = exchange.limits.error();
         }
       }
     }

@@ -5,7 +5,6 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.netty.handler.codec.http.HttpHeaderNames;
 import io.switchboard.protocol.Json;
-import io.switchboard.server.auth.Principal;
 import io.switchboard.server.auth.RateLimiter;
 import io.switchboard.server.http.ApiError;
 import io.switchboard.server.http.ApiException;
@@ -21,6 +20,7 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.util.List;
 import java.util.Map;
+import java.util.function.LongConsumer;
 
 /**
  * The request path of the OpenAI endpoints, whichever edge a request came in on (the router, or
@@ -39,7 +39,6 @@ final class Inference {
   private final Metrics metrics;
   private final SilenceWatch silence;
   private final EmbeddingsBatcher batcher;
-  private RateLimiter limits;
 
   Inference(Vertx vertx, LlmRouter router, ManagedModels managed, Metrics metrics, SilenceWatch silence) {
     this.vertx = vertx;
@@ -48,11 +47,6 @@ final class Inference {
     this.metrics = metrics;
     this.silence = silence;
     this.batcher = new EmbeddingsBatcher(vertx, router, silence);
-  }
-
-  /** Where the tokens of people's answers are booked; set when the routes are mounted. */
-  void bookTokensTo(RateLimiter limits) {
-    this.limits = limits;
   }
 
   /** A proxied endpoint's request through the router (HTTP/2, or an HTTP/1.1 request the fast path let by). */
@@ -65,9 +59,8 @@ final class Inference {
     Map<String, String> headers = ForwardedHeaders.of(ctx.request()::getHeader);
     ctx.response().putHeader(ForwardedHeaders.REQUEST_ID, headers.get(ForwardedHeaders.REQUEST_ID));
     HttpDownstream downstream = new HttpDownstream(ctx.response(), vertx.getOrCreateContext());
-    Principal principal = Principal.of(ctx);
-    BackendCall routed = route(endpoint, body, peek, headers, principal == null || principal.role() == null ? null : principal.id(),
-        downstream);
+    RateLimiter.Verdict limits = RateLimiter.Verdict.of(ctx);
+    BackendCall routed = route(endpoint, body, peek, headers, limits == null ? null : limits::book, downstream);
     downstream.answerFrom(routed);
     ctx.response().closeHandler(v -> routed.cancel());
   }
@@ -76,17 +69,17 @@ final class Inference {
    * Routes one request to a worker once its model can take requests (a managed instance may have to
    * start first). The answer, or why there is none, goes to {@code downstream}.
    *
-   * @param person whose rate limits the answer's tokens count against, or null
+   * @param tokensUsed where the answer's tokens count against the person's rate limits, or null
    * @return the request in flight: cancel it when the client goes away before the answer ends, pause
    *     and resume it as the client's connection fills and drains
    */
-  BackendCall route(String path, Buffer body, RequestPeek peek, Map<String, String> headers, String person,
+  BackendCall route(String path, Buffer body, RequestPeek peek, Map<String, String> headers, LongConsumer tokensUsed,
       Dispatch.Downstream downstream) {
     // A stream is counted only if its backend sends usage: where the client did not ask for it, the
     // server does, and keeps the answer to itself (MeteredDownstream).
     boolean askForUsage = peek.stream() && !peek.streamOptions() && !path.startsWith("/rerank");
     Routed routed = new Routed(new BackendRequest("POST", path, headers, peek.stream(), askForUsage ? askingForUsage(body) : body),
-        peek.model(), askForUsage, person, downstream);
+        peek.model(), askForUsage, tokensUsed, downstream);
     Future<Void> ready = managed.prepare(peek.model());
     if (ready.succeeded()) {
       routed.dispatch();
@@ -110,17 +103,17 @@ final class Inference {
     private final BackendRequest request;
     private final String model;
     private final boolean usageIsOurs;
-    private final String person;
+    private final LongConsumer tokensUsed;
     private final Dispatch.Downstream downstream;
     private boolean gone;
     private Dispatch dispatch;
     private Metrics.Request account;
 
-    Routed(BackendRequest request, String model, boolean usageIsOurs, String person, Dispatch.Downstream downstream) {
+    Routed(BackendRequest request, String model, boolean usageIsOurs, LongConsumer tokensUsed, Dispatch.Downstream downstream) {
       this.request = request;
       this.model = model;
       this.usageIsOurs = usageIsOurs;
-      this.person = person;
+      this.tokensUsed = tokensUsed;
       this.downstream = downstream;
     }
 
@@ -129,8 +122,7 @@ final class Inference {
         return;
       }
       account = metrics.start(model, request.path());
-      dispatch = new Dispatch(router, silence, model, request, null, new MeteredDownstream(downstream, account, usageIsOurs,
-          person == null ? null : tokens -> limits.used(person, tokens)));
+      dispatch = new Dispatch(router, silence, model, request, null, new MeteredDownstream(downstream, account, usageIsOurs, tokensUsed));
       dispatch.start();
     }
 

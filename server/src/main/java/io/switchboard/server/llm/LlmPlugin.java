@@ -88,7 +88,6 @@ public final class LlmPlugin implements Capability {
     this.inferenceHandler = new Http1InferenceHandler.Settings(inference, mount.auth(), mount.limits(), mount.admission(),
         config.maxBodyBytes());
     Handler<RoutingContext> limits = mount.limits().handler();
-    inference.bookTokensTo(mount.limits());
     web.get("/api/llm/connect").handler(mount.admission().gate()).handler(WebSocketOnly.INSTANCE)
         .handler(ctx -> connect(ctx, mount.auth()));
     for (String prefix : API_PREFIXES) {

@@ -7,6 +7,7 @@ import io.switchboard.fakeupstream.FakeUpstream;
 import io.switchboard.protocol.Json;
 import io.switchboard.server.ServerConfig;
 import io.switchboard.server.SwitchboardServer;
+import io.switchboard.server.TestDatabase;
 import io.vertx.core.Vertx;
 import java.io.IOException;
 import java.net.URI;
@@ -20,8 +21,7 @@ import java.util.List;
 
 /**
  * A server with a static API key (so that nothing is open to loopback clients without one) and a
- * fake upstream serving model {@code chat}, for the accounts' tests; its database is SQLite unless
- * a PostgreSQL URL is given.
+ * fake upstream serving model {@code chat}, for the accounts' tests, on the database they run on.
  */
 final class AccountsHub implements AutoCloseable {
 
@@ -30,15 +30,28 @@ final class AccountsHub implements AutoCloseable {
   private final Vertx vertx = Vertx.vertx();
   private final HttpClient http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).build();
   private final FakeUpstream upstream;
+  /** The database this hub opened, dropped when it closes; null when the test keeps it across hubs. */
+  private final TestDatabase.Opened owned;
   final SwitchboardServer server;
 
-  AccountsHub(String databaseUrl, ServerConfig.Accounts accounts) {
-    this(tempDir(), databaseUrl, accounts);
+  /** A hub on a new database of this kind, dropped when the hub closes. */
+  AccountsHub(TestDatabase database, ServerConfig.Accounts accounts) {
+    this(tempDir(), database.open(), accounts, true);
   }
 
-  AccountsHub(Path dataDir, String databaseUrl, ServerConfig.Accounts accounts) {
+  AccountsHub(TestDatabase database) {
+    this(database, ServerConfig.Accounts.defaults());
+  }
+
+  /** A hub on the test's database and data directory, which outlive it (a restart). */
+  AccountsHub(Path dataDir, TestDatabase.Opened database, ServerConfig.Accounts accounts) {
+    this(dataDir, database, accounts, false);
+  }
+
+  private AccountsHub(Path dataDir, TestDatabase.Opened database, ServerConfig.Accounts accounts, boolean owned) {
+    this.owned = owned ? database : null;
     upstream = new FakeUpstream(vertx, FakeUpstream.Behavior.defaults().withModels("chat")).start(0).await();
-    server = SwitchboardServer.start(vertx, config(dataDir, databaseUrl, accounts,
+    server = SwitchboardServer.start(vertx, config(dataDir, database.url(), accounts,
         List.of(new ServerConfig.Upstream("local", upstream.baseUrl(), null, null, null, null)))).await();
   }
 
@@ -55,10 +68,6 @@ final class AccountsHub implements AutoCloseable {
     return new ServerConfig("127.0.0.1", 0, dataDir, STATIC_KEY, null, Duration.ofSeconds(10), 100, Duration.ofSeconds(5),
         Duration.ofSeconds(5), Duration.ofMillis(500), 1L << 20, 64 * 1024, Duration.ofMillis(300), upstreams, databaseUrl, null,
         null, null, null, null, null, null, null, accounts);
-  }
-
-  AccountsHub() {
-    this(null, ServerConfig.Accounts.defaults());
   }
 
   /** A request with this bearer token (none when null). */
@@ -110,5 +119,8 @@ final class AccountsHub implements AutoCloseable {
     server.close().await();
     upstream.stop().await();
     vertx.close().await();
+    if (owned != null) {
+      owned.close();
+    }
   }
 }

@@ -17,25 +17,60 @@ import com.nimbusds.jwt.JWTClaimsSet;
 import com.nimbusds.jwt.SignedJWT;
 import com.openai.models.chat.completions.ChatCompletionCreateParams;
 import io.switchboard.server.ServerConfig;
+import io.switchboard.server.TestDatabase;
 import java.net.http.HttpResponse;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Date;
 import java.util.List;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedClass;
+import org.junit.jupiter.params.provider.EnumSource;
 
 /** Guests, tokens, profiles, settings and API keys, as a client of the server meets them. */
+@ParameterizedClass
+@EnumSource(TestDatabase.class)
 class AccountsTest {
+
+  private final TestDatabase database;
+
+  AccountsTest(TestDatabase database) {
+    this.database = database;
+  }
 
   @Test
   void aGuestSignsInChatsAndKeepsItsSettings() {
-    try (AccountsHub hub = new AccountsHub()) {
+    try (AccountsHub hub = new AccountsHub(database)) {
       GuestFlow.run(hub);
     }
   }
 
   @Test
+  void keysSessionsAndSigningKeysOutliveARestart() {
+    Path data = AccountsHub.tempDir();
+    try (TestDatabase.Opened db = database.open()) {
+      String secret;
+      String refresh;
+      try (AccountsHub hub = new AccountsHub(data, db, ServerConfig.Accounts.defaults())) {
+        JsonNode guest = hub.guest();
+        String access = guest.path("access_token").asText();
+        assertEquals(200, hub.call("POST", "/auth/upgrade", access, "{\"username\":\"kept\",\"email\":\"kept@example.com\"}")
+            .statusCode());
+        secret = json(hub.call("POST", "/auth/api-keys", access, "{\"name\":\"kept\"}")).path("key").asText();
+        refresh = guest.path("refresh_token").asText();
+      }
+      try (AccountsHub hub = new AccountsHub(data, db, ServerConfig.Accounts.defaults())) {
+        assertEquals("kept", json(hub.call("GET", "/auth/me", secret, null)).path("username").asText(), "the key, after a restart");
+        JsonNode next = json(hub.call("POST", "/auth/refresh-token", null, "{\"refresh_token\":\"" + refresh + "\"}"));
+        assertEquals(200, hub.call("GET", "/auth/me", next.path("access_token").asText(), null).statusCode(),
+            "the session, and a token signed by the key kept");
+      }
+    }
+  }
+
+  @Test
   void aRefreshTokenIsGoodOnceAndItsReuseEndsTheSession() {
-    try (AccountsHub hub = new AccountsHub()) {
+    try (AccountsHub hub = new AccountsHub(database)) {
       JsonNode guest = hub.guest();
       String first = guest.path("refresh_token").asText();
       HttpResponse<String> rotated = hub.call("POST", "/auth/refresh-token", null, "{\"refresh_token\":\"" + first + "\"}");
@@ -60,7 +95,7 @@ class AccountsTest {
 
   @Test
   void logoutAndRevokeRefuseTheTokenAtOnce() {
-    try (AccountsHub hub = new AccountsHub()) {
+    try (AccountsHub hub = new AccountsHub(database)) {
       String access = hub.guest().path("access_token").asText();
       assertEquals(200, hub.call("POST", "/v1/chat/completions", access, chat()).statusCode());
       assertEquals(200, hub.call("GET", "/auth/logout", access, null).statusCode());
@@ -76,7 +111,7 @@ class AccountsTest {
 
   @Test
   void forgedTamperedAndExpiredTokensAreRefused() throws Exception {
-    try (AccountsHub hub = new AccountsHub(null, new ServerConfig.Accounts(true, Duration.ofSeconds(1), Duration.ofDays(1), null,
+    try (AccountsHub hub = new AccountsHub(database, new ServerConfig.Accounts(true, Duration.ofSeconds(1), Duration.ofDays(1), null,
         null, null, null, null, null, null))) {
       JsonNode guest = hub.guest();
       String access = guest.path("access_token").asText();
@@ -105,7 +140,7 @@ class AccountsTest {
 
   @Test
   void apiKeysAreShownOnceWorkAsKeysAndStopOnDelete() {
-    try (AccountsHub hub = new AccountsHub()) {
+    try (AccountsHub hub = new AccountsHub(database)) {
       String guest = hub.guest().path("access_token").asText();
       assertEquals(403, hub.call("POST", "/auth/api-keys", guest, "{\"name\":\"ci\"}").statusCode(), "guests cannot make keys");
       assertEquals(200, hub.call("POST", "/auth/upgrade", guest, "{\"username\":\"ada\",\"email\":\"ada@example.com\"}").statusCode());
@@ -140,7 +175,7 @@ class AccountsTest {
 
   @Test
   void upgradeKeepsTheIdAndRefusesATakenNameOrEmail() {
-    try (AccountsHub hub = new AccountsHub()) {
+    try (AccountsHub hub = new AccountsHub(database)) {
       JsonNode first = hub.guest();
       String token = first.path("access_token").asText();
       hub.call("PATCH", "/v1/users/me/settings", token, "{\"preferences\":{\"selected_model\":\"chat\"}}");
@@ -164,7 +199,7 @@ class AccountsTest {
 
   @Test
   void theServersOwnKeysAreNotAPersonsAndGuestsCanBeTurnedOff() {
-    try (AccountsHub hub = new AccountsHub(null, new ServerConfig.Accounts(false, null, null, null, null, null, null, null, null, null))) {
+    try (AccountsHub hub = new AccountsHub(database, new ServerConfig.Accounts(false, null, null, null, null, null, null, null, null, null))) {
       assertEquals(403, hub.call("GET", "/auth/me", AccountsHub.STATIC_KEY, null).statusCode());
       assertEquals(401, hub.call("GET", "/auth/me", null, null).statusCode());
       assertEquals(401, hub.call("GET", "/auth/me", "eyJnot.a.token", null).statusCode());

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import io.switchboard.server.ServerConfig;
+import io.switchboard.server.TestDatabase;
 import java.io.IOException;
 import java.net.URI;
 import java.net.URLDecoder;
@@ -22,9 +23,19 @@ import no.nav.security.mock.oauth2.token.DefaultOAuth2TokenCallback;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedClass;
+import org.junit.jupiter.params.provider.EnumSource;
 
 /** Sign-in through a real OpenID Connect provider (mock-oauth2-server, a complete one), the browser played by the test. */
+@ParameterizedClass
+@EnumSource(TestDatabase.class)
 class OidcSignInTest {
+
+  private final TestDatabase database;
+
+  OidcSignInTest(TestDatabase database) {
+    this.database = database;
+  }
 
   private static final String APP = "http://app.example/signed-in";
 
@@ -38,7 +49,7 @@ class OidcSignInTest {
     provider.start(0);
     ServerConfig.Oidc oidc = new ServerConfig.Oidc(provider.issuerUrl("default").toString(), "switchboard", "s3cret",
         "http://localhost/auth/callback", null, List.of("http://app.example/"));
-    hub = new AccountsHub(null, new ServerConfig.Accounts(null, null, null, null, null, null, null, List.of("ann@example.com"), oidc, null));
+    hub = new AccountsHub(database, new ServerConfig.Accounts(null, null, null, null, null, null, null, List.of("ann@example.com"), oidc, null));
   }
 
   @AfterEach
@@ -107,6 +118,8 @@ class OidcSignInTest {
     assertEquals(401, hub.call("GET", "/auth/callback?code=x&state=made-up", null, null).statusCode(), "an unknown state");
     assertEquals(400, hub.call("GET", "/auth/login?redirect_url=" + URLEncoder.encode("http://evil.example/", StandardCharsets.UTF_8),
         null, null).statusCode(), "a redirect not allowed");
+    assertEquals(400, hub.call("GET", "/auth/login?redirect_url=" + URLEncoder.encode(APP + "#tab", StandardCharsets.UTF_8),
+        null, null).statusCode(), "an allowed redirect with a fragment of its own, where the tokens would go");
     assertEquals(400, hub.call("GET", "/auth/login", null, null).statusCode());
   }
 
