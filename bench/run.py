@@ -3,7 +3,9 @@
 
   (a) upstream     the fake OpenAI-compatible upstream, directly
   (b) nginx        nginx reverse-proxying to it
-  (c) direct       Switchboard with the upstream as a server-side route (one hop)
+  (c) direct       Switchboard with the upstream as a server-side route (one hop), with the server's static key
+      direct-key   the same server, with a person's API key (sk_live_..., made by `switchboard admin`)
+      direct-jwt   the same server, with a guest's access token (a JWT the server signed)
   (d) worker       Switchboard through a dial-in worker (two hops)
   (e) portkey      the Portkey gateway from npm, pointed at the same upstream (skipped if it won't run)
   (f) netty        a bare Netty reverse proxy (bench/src/.../NettyFloor.java): the JVM's and Netty's floor,
@@ -201,6 +203,26 @@ class RssSampler:
     def __exit__(self, *exc):
         self._stop.set()
         self._thread.join()
+
+
+STATIC_KEY = "sk-bench-static"
+
+
+def person_key(config, workdir):
+    """A full user and an API key of theirs, made on the direct target's database before it starts."""
+    admin = [JAVA, "-jar", SWITCHBOARD_JAR, "admin", "--config", config]
+    subprocess.run(admin + ["create-user", "--username", "bench", "--email", "bench@example.com"], cwd=workdir, check=True,
+                   stdout=subprocess.DEVNULL)
+    made = subprocess.run(admin + ["create-key", "bench", "--name", "bench"], cwd=workdir, check=True, capture_output=True, text=True)
+    return made.stdout.strip().splitlines()[-1]
+
+
+def guest_token(port):
+    """A guest's access token from the running direct target."""
+    wait_ready(f"http://127.0.0.1:{port}/healthz")
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/auth/guest-login", data=b"", method="POST")
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        return json.load(answer)["access_token"]
 
 
 def ensure_free(ports):
@@ -437,11 +459,17 @@ def main():
         upstream_base = f"http://127.0.0.1:{ports['upstream']}/v1"
         wait_ready(upstream_base + "/models")
         procs["nginx"] = Proc("nginx", ["nginx", "-p", workdir, "-c", nginx_config(workdir, ports["nginx"], ports["upstream"])], workdir)
-        with open(os.path.join(workdir, "direct.yaml"), "w") as f:
+        direct_config = os.path.join(workdir, "direct.yaml")
+        with open(direct_config, "w") as f:
             f.write(f"host: 127.0.0.1\nport: {ports['direct']}\nqueue_size: 20000\ndata_dir: {workdir}/direct-data\n"
-                    f"upstreams:\n  - url: {upstream_base}\n    max_concurrency: 20000\n")
-        procs["direct"] = Proc("direct", jvm + ["-jar", SWITCHBOARD_JAR, "server", "--config", os.path.join(workdir, "direct.yaml")],
-                               workdir)
+                    f"api_key: {STATIC_KEY}\n"
+                    f"upstreams:\n  - url: {upstream_base}\n    max_concurrency: 20000\n"
+                    # People's requests are counted by the rate limiter as in production, with limits the load never reaches.
+                    "accounts:\n  access_token_ttl: 6h\n  rate_limits:\n    roles:\n"
+                    "      guest: {requests: 1000000000, tokens: 1000000000000}\n"
+                    "      user: {requests: 1000000000, tokens: 1000000000000}\n")
+        user_key = person_key(direct_config, workdir)
+        procs["direct"] = Proc("direct", jvm + ["-jar", SWITCHBOARD_JAR, "server", "--config", direct_config], workdir)
         procs["worker"] = Proc("worker", jvm + ["-jar", SWITCHBOARD_JAR, "server", "--host", "127.0.0.1", "--port", str(ports["worker"]),
                                                 "--queue-size", "20000", "--data-dir", workdir + "/worker-data"], workdir)
         wait_ready(f"http://127.0.0.1:{ports['worker']}/healthz")
@@ -450,7 +478,10 @@ def main():
         targets = {
             "upstream": (upstream_base + "/chat/completions", {}),
             "nginx": (f"http://127.0.0.1:{ports['nginx']}/v1/chat/completions", {}),
-            "direct": (f"http://127.0.0.1:{ports['direct']}/v1/chat/completions", {}),
+            "direct": (f"http://127.0.0.1:{ports['direct']}/v1/chat/completions", {"Authorization": f"Bearer {STATIC_KEY}"}),
+            "direct-key": (f"http://127.0.0.1:{ports['direct']}/v1/chat/completions", {"Authorization": f"Bearer {user_key}"}),
+            "direct-jwt": (f"http://127.0.0.1:{ports['direct']}/v1/chat/completions",
+                           {"Authorization": f"Bearer {guest_token(ports['direct'])}"}),
             "worker": (f"http://127.0.0.1:{ports['worker']}/v1/chat/completions", {}),
         }
         if portkey:
@@ -484,7 +515,7 @@ def main():
         scripts = {name: wrk_script(workdir, name, headers) for name, (url, headers) in targets.items()}
         churn_scripts = {name: wrk_script(workdir, name + "-churn", {**headers, "Connection": "close"})
                          for name, (url, headers) in targets.items()}
-        hops = {"worker": ["worker", "worker-agent"], "netty2": ["netty2", "netty"]}
+        hops = {"worker": ["worker", "worker-agent"], "netty2": ["netty2", "netty"], "direct-key": ["direct"], "direct-jwt": ["direct"]}
         measured = {name: [procs[hop] for hop in hops.get(name, [name])] for name in targets}
         for name, (url, _) in targets.items():
             # The JIT of a JVM target needs tens of seconds of load before its code is compiled; a long-running
@@ -624,7 +655,7 @@ def report(results, levels):
 
 # Issue 3's targets: a proxy's added latency as a multiple of nginx's, and the floor that shows what any
 # JVM proxy of as many hops gets on this machine at the same point of the same run.
-LATENCY_TARGETS = [("direct", "netty", 1.5), ("worker", "netty2", 3.0)]
+LATENCY_TARGETS = [("direct", "netty", 1.5), ("direct-key", "netty", 1.5), ("direct-jwt", "netty", 1.5), ("worker", "netty2", 3.0)]
 
 
 def verdict(results, levels):
@@ -670,10 +701,10 @@ def print_verdict(found, levels):
         if name not in found:
             continue
         points = found[name]["points"]
-        print(f"  {name:7} <= {limit:<4} {verdict_cells(points, 'ratio', True)}    "
+        print(f"  {name:10} <= {limit:<4} {verdict_cells(points, 'ratio', True)}    "
               f"met at {found[name]['met']} of {found[name]['judged']}")
         if any(p["floor_ratio"] == p["floor_ratio"] for p in points):
-            print(f"  {floor:7} floor   {verdict_cells(points, 'floor_ratio', False)}")
+            print(f"  {floor:10} floor   {verdict_cells(points, 'floor_ratio', False)}")
     if "throughput" in found:
         t = found["throughput"]
         print(f"  direct's req/s at {t['connections']} connections: {t['times_portkey']}x Portkey's "

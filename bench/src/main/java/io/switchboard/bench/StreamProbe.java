@@ -8,6 +8,8 @@ import java.net.http.HttpResponse;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -38,12 +40,19 @@ public final class StreamProbe {
     int tokens = Integer.parseInt(args[2]);
     long intervalMs = Long.parseLong(args[3]);
     int rounds = args.length > 4 ? Integer.parseInt(args[4]) : 1;
-    List<String> headers = new ArrayList<>(List.of("Content-Type", "application/json", "Authorization", "Bearer bench"));
+    // A header given as NAME=VALUE replaces the default of that name: one Authorization, the target's.
+    Map<String, String> named = new TreeMap<>(String.CASE_INSENSITIVE_ORDER);
+    named.put("Content-Type", "application/json");
+    named.put("Authorization", "Bearer bench");
     for (String header : Arrays.asList(args).subList(Math.min(args.length, 5), args.length)) {
       int eq = header.indexOf('=');
-      headers.add(header.substring(0, eq));
-      headers.add(header.substring(eq + 1));
+      named.put(header.substring(0, eq), header.substring(eq + 1));
     }
+    List<String> headers = new ArrayList<>();
+    named.forEach((name, value) -> {
+      headers.add(name);
+      headers.add(value);
+    });
     String body = "{\"model\":\"fake-model\",\"stream\":true,\"max_tokens\":" + tokens + ",\"fake_interval_ms\":" + intervalMs
         + ",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
     HttpRequest request = HttpRequest.newBuilder(URI.create(url))
