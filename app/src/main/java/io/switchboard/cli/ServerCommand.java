@@ -79,6 +79,11 @@ final class ServerCommand implements Callable<Integer> {
   @Flags.Key("inference_keys")
   List<String> inferenceKeys;
 
+  @Option(names = "--cors-origin", paramLabel = "ORIGIN",
+      description = "A web origin whose pages may call the API from a browser, or * for any (repeatable; env CORS_ORIGINS, comma-separated).")
+  @Flags.Key("cors_origins")
+  List<String> corsOrigins;
+
   @Option(names = "--llama-server", paramLabel = "PATH", description = "The llama-server program for llama_cpp instances (default llama-server on PATH).")
   String llamaServer;
 

@@ -35,6 +35,8 @@ import java.util.Objects;
  * @param metricsPort a port of its own for {@code /metrics}; null serves it on the main port
  * @param modelPrices prices per million tokens by model, for the estimated costs of the JSON metrics
  * @param gguf GGUF files the server's own local worker serves in-process with llama.cpp
+ * @param accounts people: guests, tokens, API keys, sign-in, roles and rate limits
+ * @param corsOrigins web origins whose pages may call the API from a browser ({@code *}: any); none turns CORS off
  */
 public record ServerConfig(
     String host,
@@ -60,7 +62,8 @@ public record ServerConfig(
     Integer metricsPort,
     Map<String, Price> modelPrices,
     LocalModels gguf,
-    Accounts accounts) {
+    Accounts accounts,
+    List<String> corsOrigins) {
 
   public ServerConfig {
     host = Objects.requireNonNullElse(host, "0.0.0.0");
@@ -86,6 +89,8 @@ public record ServerConfig(
     modelPrices = modelPrices == null ? Map.of() : Map.copyOf(modelPrices);
     gguf = Objects.requireNonNullElseGet(gguf, LocalModels::none);
     accounts = Objects.requireNonNullElseGet(accounts, Accounts::defaults);
+    corsOrigins = nonBlank(corsOrigins).stream().map(origin -> origin.endsWith("/") ? origin.substring(0, origin.length() - 1) : origin)
+        .toList();
     if (metricsPort != null && (metricsPort < 0 || metricsPort > 65535)) {
       throw new IllegalArgumentException("metrics_port must be between 0 and 65535, got " + metricsPort);
     }
@@ -192,14 +197,14 @@ public record ServerConfig(
   /** All defaults. */
   public static ServerConfig defaults() {
     return new ServerConfig(null, null, null, null, null, null, null, null, null, null, null, null, null, null,
-        null, null, null, null, null, null, null, null, null, null);
+        null, null, null, null, null, null, null, null, null, null, null);
   }
 
   /** The same settings on another port. */
   public ServerConfig withPort(int newPort) {
     return new ServerConfig(host, newPort, dataDir, apiKey, clientKey, requestTimeout, queueSize, queueTimeout, drainTimeout,
         heartbeatInterval, maxBodyBytes, maxFrameBytes, modelPollInterval, upstreams, databaseUrl, managementKeys,
-        inferenceKeys, llamaServer, instances, mcpServers, metricsPort, modelPrices, gguf, accounts);
+        inferenceKeys, llamaServer, instances, mcpServers, metricsPort, modelPrices, gguf, accounts, corsOrigins);
   }
 
   private static List<String> nonBlank(List<String> keys) {

@@ -11,6 +11,7 @@ import io.switchboard.server.http.Admission;
 import io.switchboard.server.http.ApiError;
 import io.switchboard.server.http.ApiException;
 import io.switchboard.server.http.Capability;
+import io.switchboard.server.http.CorsPolicy;
 import io.switchboard.server.http.H2cUpgradeHold;
 import io.switchboard.server.http.Mount;
 import io.switchboard.server.instances.InstanceManager;
@@ -100,9 +101,13 @@ public final class SwitchboardServer {
         new StateRoutes(vertx, List.of(new LlmState(router, instances, metrics, this::status), mcp)));
     this.web = Router.router(vertx);
     this.metricsWeb = config.metricsPort() == null ? web : Router.router(vertx);
+    CorsPolicy cors = new CorsPolicy(config.corsOrigins());
+    if (cors.enabled()) {
+      web.route().handler(cors.handler());
+    }
     web.route().handler(BodyHandler.create(false).setBodyLimit(config.maxBodyBytes()));
     Mount mount = new Mount(web, metricsWeb, new Authenticator(config, accounts.resolvers()), admission,
-        new RateLimiter(config.accounts().rateLimits()));
+        new RateLimiter(config.accounts().rateLimits()), cors);
     capabilities.forEach(capability -> capability.mount(mount));
     web.route().last().handler(ctx -> ApiError.notFound("no route for " + ctx.request().method() + " " + ctx.request().path())
         .send(ctx.response()));

@@ -12,5 +12,6 @@ import io.vertx.ext.web.Router;
  * @param auth turns a request's credentials into a principal; routes put {@code auth.require(scope)} first
  * @param admission counts requests in flight and refuses new ones while the server drains
  * @param limits what a person may ask of the OpenAI endpoints
+ * @param cors which web pages may call the API from a browser, for the edges that answer outside the router
  */
-public record Mount(Router web, Router metricsWeb, Authenticator auth, Admission admission, RateLimiter limits) {}
+public record Mount(Router web, Router metricsWeb, Authenticator auth, Admission admission, RateLimiter limits, CorsPolicy cors) {}

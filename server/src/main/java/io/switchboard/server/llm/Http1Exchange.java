@@ -70,6 +70,8 @@ final class Http1Exchange implements Dispatch.Downstream {
   String authMethod;
   /** Where a person stands against their rate limits, for the answer's headers; null without limits. */
   RateLimiter.Verdict limits;
+  /** The page's origin, where CORS is on and the request came from a browser's page; else null. */
+  String origin;
   private String requestId;
   private BackendCall routed;
   private boolean eventStream;
@@ -170,6 +172,9 @@ final class Http1Exchange implements Dispatch.Downstream {
     }
     if (limits != null) {
       limits.headers(headers::set);
+    }
+    if (origin != null) {
+      settings.cors().headers(origin, headers::set);
     }
     if (eventStream) {
       headers.set(HttpHeaderNames.CACHE_CONTROL, "no-store").set(ACCEL_BUFFERING_HEADER, "no");
@@ -291,6 +296,9 @@ final class Http1Exchange implements Dispatch.Downstream {
     }
     if (limits != null) {
       limits.headers(response.headers()::set);
+    }
+    if (origin != null) {
+      settings.cors().headers(origin, response.headers()::set);
     }
     HttpUtil.setKeepAlive(response, keepAlive);
     return response;

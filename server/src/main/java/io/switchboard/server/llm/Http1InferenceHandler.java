@@ -21,6 +21,7 @@ import io.switchboard.server.auth.RateLimiter;
 import io.switchboard.server.auth.Scope;
 import io.switchboard.server.http.Admission;
 import io.switchboard.server.http.ApiError;
+import io.switchboard.server.http.CorsPolicy;
 import java.net.InetSocketAddress;
 import java.net.SocketAddress;
 import java.util.ArrayDeque;
@@ -41,7 +42,7 @@ import java.util.ArrayDeque;
 final class Http1InferenceHandler extends ChannelDuplexHandler implements Http1Exchange.Connection {
 
   /** What the handler takes from the server: one instance for all connections. */
-  record Settings(Inference inference, Authenticator auth, RateLimiter limits, Admission admission, long maxBodyBytes) {}
+  record Settings(Inference inference, Authenticator auth, RateLimiter limits, Admission admission, CorsPolicy cors, long maxBodyBytes) {}
 
   /** Where the content of the request being read goes. */
   private enum Inbound { NONE, VERTX, OURS, DISCARD }
@@ -113,6 +114,9 @@ final class Http1InferenceHandler extends ChannelDuplexHandler implements Http1E
 
   private void begin(ChannelHandlerContext ctx, HttpRequest request, String endpoint) {
     Http1Exchange exchange = new Http1Exchange(ctx, this, settings, request, endpoint);
+    if (settings.cors().enabled()) {
+      exchange.origin = request.headers().get(HttpHeaderNames.ORIGIN);
+    }
     current = exchange;
     Authenticator.Outcome outcome = settings.auth().authenticate(request.headers().get(HttpHeaderNames.AUTHORIZATION),
         request.headers().get("X-API-Key"), isLoopback(ctx.channel().remoteAddress()), Scope.INFERENCE);

@@ -85,7 +85,7 @@ public final class LlmPlugin implements Capability {
   public void mount(Mount mount) {
     Router web = mount.web();
     Authenticator.Requirement inferenceKey = mount.auth().require(Scope.INFERENCE);
-    this.inferenceHandler = new Http1InferenceHandler.Settings(inference, mount.auth(), mount.limits(), mount.admission(),
+    this.inferenceHandler = new Http1InferenceHandler.Settings(inference, mount.auth(), mount.limits(), mount.admission(), mount.cors(),
         config.maxBodyBytes());
     Handler<RoutingContext> limits = mount.limits().handler();
     web.get("/api/llm/connect").handler(mount.admission().gate()).handler(WebSocketOnly.INSTANCE)

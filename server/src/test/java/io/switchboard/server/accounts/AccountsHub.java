@@ -36,7 +36,12 @@ final class AccountsHub implements AutoCloseable {
 
   /** A hub on a new database of this kind, dropped when the hub closes. */
   AccountsHub(TestDatabase database, ServerConfig.Accounts accounts) {
-    this(tempDir(), database.open(), accounts, true);
+    this(tempDir(), database.open(), accounts, true, List.of());
+  }
+
+  /** A hub whose API pages of these origins may call from a browser. */
+  AccountsHub(TestDatabase database, List<String> corsOrigins) {
+    this(tempDir(), database.open(), ServerConfig.Accounts.defaults(), true, corsOrigins);
   }
 
   AccountsHub(TestDatabase database) {
@@ -45,14 +50,15 @@ final class AccountsHub implements AutoCloseable {
 
   /** A hub on the test's database and data directory, which outlive it (a restart). */
   AccountsHub(Path dataDir, TestDatabase.Opened database, ServerConfig.Accounts accounts) {
-    this(dataDir, database, accounts, false);
+    this(dataDir, database, accounts, false, List.of());
   }
 
-  private AccountsHub(Path dataDir, TestDatabase.Opened database, ServerConfig.Accounts accounts, boolean owned) {
+  private AccountsHub(Path dataDir, TestDatabase.Opened database, ServerConfig.Accounts accounts, boolean owned,
+      List<String> corsOrigins) {
     this.owned = owned ? database : null;
     upstream = new FakeUpstream(vertx, FakeUpstream.Behavior.defaults().withModels("chat")).start(0).await();
     server = SwitchboardServer.start(vertx, config(dataDir, database.url(), accounts,
-        List.of(new ServerConfig.Upstream("local", upstream.baseUrl(), null, null, null, null)))).await();
+        List.of(new ServerConfig.Upstream("local", upstream.baseUrl(), null, null, null, null)), corsOrigins)).await();
   }
 
   static Path tempDir() {
@@ -65,18 +71,26 @@ final class AccountsHub implements AutoCloseable {
 
   /** The hub's settings on {@code dataDir}: a static key, these upstreams, no other service. */
   static ServerConfig config(Path dataDir, String databaseUrl, ServerConfig.Accounts accounts, List<ServerConfig.Upstream> upstreams) {
-    return new ServerConfig("127.0.0.1", 0, dataDir, STATIC_KEY, null, Duration.ofSeconds(10), 100, Duration.ofSeconds(5),
-        Duration.ofSeconds(5), Duration.ofMillis(500), 1L << 20, 64 * 1024, Duration.ofMillis(300), upstreams, databaseUrl, null,
-        null, null, null, null, null, null, null, accounts);
+    return config(dataDir, databaseUrl, accounts, upstreams, List.of());
   }
 
-  /** A request with this bearer token (none when null). */
-  HttpResponse<String> call(String method, String path, String bearer, String body) {
+  private static ServerConfig config(Path dataDir, String databaseUrl, ServerConfig.Accounts accounts,
+      List<ServerConfig.Upstream> upstreams, List<String> corsOrigins) {
+    return new ServerConfig("127.0.0.1", 0, dataDir, STATIC_KEY, null, Duration.ofSeconds(10), 100, Duration.ofSeconds(5),
+        Duration.ofSeconds(5), Duration.ofMillis(500), 1L << 20, 64 * 1024, Duration.ofMillis(300), upstreams, databaseUrl, null,
+        null, null, null, null, null, null, null, accounts, corsOrigins);
+  }
+
+  /** A request with this bearer token (none when null), and these further headers (name, value, ...). */
+  HttpResponse<String> call(String method, String path, String bearer, String body, String... headers) {
     HttpRequest.Builder request = HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + server.port() + path))
         .method(method, body == null ? HttpRequest.BodyPublishers.noBody() : HttpRequest.BodyPublishers.ofString(body))
         .header("Content-Type", "application/json");
     if (bearer != null) {
       request.header("Authorization", "Bearer " + bearer);
+    }
+    if (headers.length > 0) {
+      request.headers(headers);
     }
     try {
       return http.send(request.build(), HttpResponse.BodyHandlers.ofString());

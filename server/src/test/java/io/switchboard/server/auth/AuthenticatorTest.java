@@ -15,7 +15,7 @@ class AuthenticatorTest {
 
   private static Authenticator with(String apiKey, List<String> managementKeys, List<String> inferenceKeys, String clientKey) {
     return new Authenticator(new ServerConfig(null, null, null, apiKey, clientKey, null, null, null, null, null, null, null, null,
-        null, null, managementKeys, inferenceKeys, null, null, null, null, null, null, null));
+        null, null, managementKeys, inferenceKeys, null, null, null, null, null, null, null, null));
   }
 
   private static Principal admitted(Authenticator.Outcome outcome) {

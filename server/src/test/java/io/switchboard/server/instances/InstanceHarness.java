@@ -45,7 +45,7 @@ final class InstanceHarness implements AutoCloseable {
     this.dataDir = dataDir;
     this.config = new ServerConfig("127.0.0.1", 0, dataDir, null, null, Duration.ofSeconds(10), 100, Duration.ofSeconds(10),
         Duration.ofSeconds(10), Duration.ofMillis(500), 1L << 20, 64 * 1024, Duration.ofMillis(300), List.of(), databaseUrl,
-        managementKeys, inferenceKeys, llamaServer, settings, null, null, null, null, null);
+        managementKeys, inferenceKeys, llamaServer, settings, null, null, null, null, null, null);
     this.server = SwitchboardServer.start(vertx, config).await();
   }
 

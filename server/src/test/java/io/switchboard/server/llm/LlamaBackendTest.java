@@ -120,7 +120,7 @@ class LlamaBackendTest {
     ServerConfig config = new ServerConfig(base.host(), 0, base.dataDir(), null, null, base.requestTimeout(), base.queueSize(),
         base.queueTimeout(), base.drainTimeout(), base.heartbeatInterval(), base.maxBodyBytes(), base.maxFrameBytes(),
         base.modelPollInterval(), List.of(), null, null, null, null, null, null, null, null,
-        new ServerConfig.LocalModels(List.of(model.toString()), null, 1024, 2, 0, 1), null);
+        new ServerConfig.LocalModels(List.of(model.toString()), null, 1024, 2, 0, 1), null, null);
     try (TestGateway gateway = TestGateway.start(config)) {
       Worker local = gateway.server.llm().router().worker("local:gguf").orElseThrow();
       assertEquals(List.of("local-tiny"), local.models());

@@ -55,7 +55,7 @@ class MetricsTest {
     ServerConfig config = new ServerConfig(base.host(), 0, base.dataDir(), null, null, base.requestTimeout(), base.queueSize(),
         base.queueTimeout(), base.drainTimeout(), base.heartbeatInterval(), base.maxBodyBytes(), base.maxFrameBytes(),
         base.modelPollInterval(), List.of(), null, null, null, null, null, null, 0,
-        Map.of("chat", new ServerConfig.Price(1.0, 2.0)), null, null);
+        Map.of("chat", new ServerConfig.Price(1.0, 2.0)), null, null, null);
     try (TestGateway gateway = TestGateway.start(config)) {
       gateway.worker(gateway.fake(FakeUpstream.Behavior.defaults().withModels("chat").withTokens(12, 0)),
           c -> c.withIdentity("gpu-1", null));

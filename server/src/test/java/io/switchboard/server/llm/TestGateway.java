@@ -56,7 +56,7 @@ final class TestGateway implements AutoCloseable {
     try {
       return new ServerConfig("127.0.0.1", 0, Files.createTempDirectory("switchboard-test"), apiKey, clientKey,
           requestTimeout, queueSize, queueTimeout, Duration.ofSeconds(10), heartbeat, 1L << 20,
-          64 * 1024, Duration.ofMillis(300), upstreams, null, null, null, null, null, null, null, null, null, null);
+          64 * 1024, Duration.ofMillis(300), upstreams, null, null, null, null, null, null, null, null, null, null, null);
     } catch (IOException e) {
       throw new IllegalStateException(e);
     }

@@ -66,7 +66,7 @@ class RelayTest {
   void start() throws Exception {
     config = new ServerConfig("127.0.0.1", 0, Files.createTempDirectory("switchboard-mcp"), null, "ck",
         Duration.ofSeconds(5), 100, Duration.ofSeconds(5), Duration.ofSeconds(5), Duration.ofMillis(500), 1L << 20, 256 * 1024,
-        Duration.ofMinutes(1), List.of(), null, null, null, null, null, null, null, null, null, null);
+        Duration.ofMinutes(1), List.of(), null, null, null, null, null, null, null, null, null, null, null);
     server = SwitchboardServer.start(vertx, config).await();
     String java = ProcessHandle.current().info().command().orElse("java");
     stdio = new McpSession(() -> new StdioClientTransport(ServerParameters.builder(java)
@@ -238,7 +238,7 @@ class RelayTest {
       ServerConfig byUrl = new ServerConfig("127.0.0.1", 0, Files.createTempDirectory("switchboard-mcp"), null, null,
           Duration.ofSeconds(5), 100, Duration.ofSeconds(5), Duration.ofSeconds(5), Duration.ofMillis(500), 1L << 20, 256 * 1024,
           Duration.ofMinutes(1), List.of(), null, null, null, null, null,
-          List.of(new ServerConfig.McpServer("direct", "http://127.0.0.1:" + port + "/mcp")), null, null, null, null);
+          List.of(new ServerConfig.McpServer("direct", "http://127.0.0.1:" + port + "/mcp")), null, null, null, null, null);
       SwitchboardServer hub = SwitchboardServer.start(vertx, byUrl).await();
       try {
         HttpResponse<String> called = http.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + hub.port() + "/v1/mcp/tools/call"))
