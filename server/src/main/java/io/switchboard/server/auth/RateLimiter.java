@@ -20,8 +20,8 @@ import java.util.function.BiConsumer;
  * says where they stand in {@code X-RateLimit-Limit}, {@code -Remaining} and {@code -Reset}. The
  * server's own keys and loopback clients have no limit.
  *
- * <p>The counts live in this process, in windows named by who they count ({@code user:<id>},
- * {@code key:<id>}); a later issue shares them across replicas behind the same two calls,
+ * <p>The counts live in this process, in windows named by who they count: a user's id (a UUID) or
+ * an API key's ({@code key_...}); a later issue shares them across replicas behind the same two calls,
  * {@link #admit} and {@link Verdict#book}. They are counted without locks: two requests racing for
  * the last place may both be refused, never both let in.
  */
@@ -118,8 +118,9 @@ public final class RateLimiter {
       return null;
     }
     long now = System.currentTimeMillis();
-    String person = roleLimit == null ? null : "user:" + principal.id();
-    String key = keyLimit == null ? null : "key:" + keyLimit.keyId();
+    // The ids themselves name the windows: their strings, kept with the principal, hash once.
+    String person = roleLimit == null ? null : principal.id();
+    String key = keyLimit == null ? null : keyLimit.keyId();
     Window personal = person == null ? null : current(person, now);
     Count first = personal == null ? null : count(personal, roleLimit, "your role");
     if (first != null && first.refusal() != null) {
