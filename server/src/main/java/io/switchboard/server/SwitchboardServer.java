@@ -107,7 +107,9 @@ public final class SwitchboardServer {
     }
     web.route().handler(BodyHandler.create(false).setBodyLimit(config.maxBodyBytes()));
     Mount mount = new Mount(web, metricsWeb, new Authenticator(config, accounts.resolvers()), admission,
-        new RateLimiter(config.accounts().rateLimits()), cors);
+        new RateLimiter(config.accounts().rateLimits(), (limit, role) -> metrics.count("switchboard.rate.limited",
+            "Requests refused past a rate limit, by the limit reached (role or api_key) and the person's role", "limit", limit,
+            "role", role)), cors);
     capabilities.forEach(capability -> capability.mount(mount));
     web.route().last().handler(ctx -> ApiError.notFound("no route for " + ctx.request().method() + " " + ctx.request().path())
         .send(ctx.response()));

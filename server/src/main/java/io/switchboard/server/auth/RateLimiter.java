@@ -100,14 +100,25 @@ public final class RateLimiter {
   /** A request counted in one window, or why it was not. */
   private record Count(int limit, int remaining, String refusal) {}
 
+  /** Hears of each request refused, for the operator's metrics. */
+  public interface Refusals {
+    /**
+     * @param limit which limit was reached: {@code role} or {@code api_key}
+     * @param role the person's role
+     */
+    void refused(String limit, String role);
+  }
+
   private final long windowMillis;
   private final Map<String, Limit> byRole;
+  private final Refusals refusals;
   private final Map<String, Window> windows = new ConcurrentHashMap<>();
   private final AtomicLong lastSweep = new AtomicLong();
 
-  public RateLimiter(ServerConfig.RateLimits config) {
+  public RateLimiter(ServerConfig.RateLimits config, Refusals refusals) {
     this.windowMillis = config.window().toMillis();
     this.byRole = config.roles();
+    this.refusals = refusals;
   }
 
   /** Counts a request of {@code principal}; null when it has no limit. */
@@ -124,6 +135,7 @@ public final class RateLimiter {
     Window personal = person == null ? null : current(person, now);
     Count first = personal == null ? null : count(personal, roleLimit, "your role");
     if (first != null && first.refusal() != null) {
+      refusals.refused("role", principal.role());
       return refused(first, personal, now);
     }
     Window keyed = key == null ? null : current(key, now);
@@ -132,6 +144,7 @@ public final class RateLimiter {
       if (personal != null) {
         personal.requests.decrementAndGet();
       }
+      refusals.refused("api_key", principal.role());
       return refused(second, keyed, now);
     }
     Count tighter = first == null || (second != null && second.remaining() < first.remaining()) ? second : first;

@@ -62,6 +62,8 @@ class RateLimitTest {
 
       String other = hub.guest().path("access_token").asText();
       assertEquals(200, hub.call("POST", "/v1/chat/completions", other, chat()).statusCode(), "each person has their own count");
+      String metrics = hub.call("GET", "/metrics", null, null).body();
+      assertTrue(metrics.contains("switchboard_rate_limited_total{limit=\"role\",role=\"guest\"} 2.0"), "the operator sees both refusals");
     }
   }
 
@@ -105,6 +107,9 @@ class RateLimitTest {
       HttpResponse<String> spent = hub.call("POST", "/v1/chat/completions", access, chat());
       assertEquals(429, spent.statusCode(), "the key's tokens counted against its owner too: " + spent.body());
       assertTrue(json(spent).at("/error/message").asText().contains("your role"), spent.body());
+      String metrics = hub.call("GET", "/metrics", null, null).body();
+      assertTrue(metrics.contains("switchboard_rate_limited_total{limit=\"api_key\",role=\"user\"} 1.0")
+          && metrics.contains("switchboard_rate_limited_total{limit=\"role\",role=\"user\"} 1.0"), "which limit refused, in the metrics");
 
       assertEquals(400, hub.call("POST", "/auth/api-keys", access, "{\"name\":\"wide\",\"rate_limit\":{\"requests\":101}}").statusCode(),
           "above the role's 100 requests");
