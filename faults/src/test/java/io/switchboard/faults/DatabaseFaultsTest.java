@@ -77,9 +77,13 @@ class DatabaseFaultsTest {
           "{\"model\":\"m.gguf\",\"command_override\":\"/bin/false\"}");
       assertEquals(201, created.statusCode(), created.body());
 
+      String guestToken = JSON.readTree(cluster.send(server, "POST", "/auth/guest-login", "").body()).path("access_token").asText();
+
       AtomicBoolean running = new AtomicBoolean(true);
       Tally writes = new Tally();
       Tally inference = new Tally();
+      Tally signIns = new Tally();
+      Tally guestChats = new Tally();
       AtomicInteger lastSaved = new AtomicInteger();
       AtomicLong firstSavedAfterUp = new AtomicLong();
       AtomicLong upAt = new AtomicLong(Long.MAX_VALUE);
@@ -127,6 +131,44 @@ class DatabaseFaultsTest {
         }
       });
 
+      Thread signer = Thread.ofPlatform().start(() -> {
+        while (running.get()) {
+          try {
+            HttpResponse<String> login = cluster.send(server, "POST", "/auth/guest-login", "");
+            synchronized (signIns) {
+              signIns.sent++;
+              if (login.statusCode() == 201 && login.body().contains("access_token")) {
+                signIns.succeeded++;
+              } else if (login.statusCode() == 503 && login.body().contains("database")) {
+                signIns.failedClearly++;
+              } else {
+                signIns.lost++;
+              }
+            }
+            Thread.sleep(100);
+          } catch (Exception e) {
+            return;
+          }
+        }
+      });
+      // A guest signed in before the outage chats through it: a token is checked in memory. Spaced
+      // out to stay within the guest's 20 requests a minute.
+      Thread guest = Thread.ofPlatform().start(() -> {
+        while (running.get()) {
+          try {
+            HttpResponse<String> answer = cluster.http.send(cluster.chat(server, "m", false, "Authorization", "Bearer " + guestToken),
+                HttpResponse.BodyHandlers.ofString());
+            synchronized (guestChats) {
+              guestChats.sent++;
+              guestChats.count(Tally.judge(answer));
+            }
+            Thread.sleep(700);
+          } catch (Exception e) {
+            return;
+          }
+        }
+      });
+
       Thread.sleep(2_000);
       postgres.down();
       Thread.sleep(4_000);
@@ -138,6 +180,8 @@ class DatabaseFaultsTest {
       running.set(false);
       writer.join(30_000);
       reader.join(30_000);
+      signer.join(30_000);
+      guest.join(30_000);
 
       synchronized (writes) {
         Figures.fault(writes.row("PostgreSQL restarted under load (writes)", recovered,
@@ -148,7 +192,18 @@ class DatabaseFaultsTest {
         Figures.fault(inference.row("PostgreSQL restarted under load (inference)", 0,
             "chat completions in a loop beside the writes: they never touch the database"));
       }
+      synchronized (signIns) {
+        Figures.fault(signIns.row("PostgreSQL restarted under load (guest sign-ins)", -1,
+            "POST /auth/guest-login in a loop beside the writes: 201 with tokens, or 503 database_unavailable while the database is away"));
+      }
+      synchronized (guestChats) {
+        Figures.fault(guestChats.row("PostgreSQL restarted under load (a signed-in guest's chats)", 0,
+            "a guest signed in before the outage chats through it with its JWT: tokens and rate limits are checked in memory"));
+      }
       assertEquals(0, writes.lost + writes.hung, "every write was saved or refused with a clear 503");
+      assertEquals(0, signIns.lost + signIns.hung, "every sign-in was made or refused with a clear 503: " + signIns.row("", 0, ""));
+      assertTrue(signIns.failedClearly > 0 && signIns.succeeded > 0, "sign-ins were refused during the outage and made around it");
+      assertEquals(guestChats.sent, guestChats.succeeded, "a signed-in guest chatted through the outage");
       assertTrue(writes.failedClearly > 0, "the outage was seen");
       assertEquals(inference.sent, inference.succeeded, "inference went on through the outage");
       String saved = JSON.readTree(cluster.get(server, "/api/v1/instances/cfg").body()).at("/options/idle_timeout").asText();
