@@ -29,7 +29,8 @@ import java.util.Map;
 final class EmbeddingsBatcher {
 
   /** A whole answer: the merged list, or the first failing batch's own status and body. */
-  record Answer(int status, HttpHeaders headers, Buffer body) {}
+  /** @param promptTokens the input tokens of a whole answer put together from batches; 0 for one batch's or a refusal */
+  record Answer(int status, HttpHeaders headers, Buffer body, long promptTokens) {}
 
   private record Batch(int start, int size, String worker) {}
 
@@ -183,13 +184,13 @@ final class EmbeddingsBatcher {
         }
       }
       try {
-        result.complete(new Answer(200, new DefaultHttpHeaders().add(HttpHeaderNames.CONTENT_TYPE, "application/json"), merge()));
+        result.complete(merge());
       } catch (IOException | RuntimeException e) {
         result.fail(new ApiException(ApiError.upstream("upstream_error", "a worker sent an embeddings answer that is not valid: " + e.getMessage())));
       }
     }
 
-    private Buffer merge() throws IOException {
+    private Answer merge() throws IOException {
       ObjectNode merged = Json.MAPPER.createObjectNode().put("object", "list");
       ArrayNode data = merged.putArray("data");
       long promptTokens = 0;
@@ -211,7 +212,8 @@ final class EmbeddingsBatcher {
       }
       merged.put("model", answeredModel);
       merged.putObject("usage").put("prompt_tokens", promptTokens).put("total_tokens", totalTokens);
-      return Buffer.buffer(Json.MAPPER.writeValueAsBytes(merged));
+      return new Answer(200, new DefaultHttpHeaders().add(HttpHeaderNames.CONTENT_TYPE, "application/json"),
+          Buffer.buffer(Json.MAPPER.writeValueAsBytes(merged)), promptTokens);
     }
   }
 
@@ -235,7 +237,7 @@ final class EmbeddingsBatcher {
 
     @Override
     public void complete() {
-      answer.tryComplete(new Answer(status, headers, body));
+      answer.tryComplete(new Answer(status, headers, body, 0));
     }
 
     @Override

@@ -231,6 +231,11 @@ final class Inference {
         return;
       }
       EmbeddingsBatcher.Answer answer = ar.result();
+      account.tokens(answer.promptTokens(), 0);
+      RateLimiter.Verdict limits = RateLimiter.Verdict.of(ctx);
+      if (limits != null) {
+        limits.book(answer.promptTokens());
+      }
       account.end(answer.status());
       response.setStatusCode(answer.status());
       answer.headers().remove(HttpHeaderNames.CONTENT_LENGTH);

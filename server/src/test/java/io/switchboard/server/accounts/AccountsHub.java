@@ -36,12 +36,17 @@ final class AccountsHub implements AutoCloseable {
 
   /** A hub on a new database of this kind, dropped when the hub closes. */
   AccountsHub(TestDatabase database, ServerConfig.Accounts accounts) {
-    this(tempDir(), database.open(), accounts, true, List.of());
+    this(tempDir(), database.open(), accounts, true, List.of(), null);
+  }
+
+  /** A hub whose upstream takes at most {@code embeddingBatchSize} inputs an embeddings request: larger ones are split. */
+  AccountsHub(TestDatabase database, ServerConfig.Accounts accounts, int embeddingBatchSize) {
+    this(tempDir(), database.open(), accounts, true, List.of(), embeddingBatchSize);
   }
 
   /** A hub whose API pages of these origins may call from a browser. */
   AccountsHub(TestDatabase database, List<String> corsOrigins) {
-    this(tempDir(), database.open(), ServerConfig.Accounts.defaults(), true, corsOrigins);
+    this(tempDir(), database.open(), ServerConfig.Accounts.defaults(), true, corsOrigins, null);
   }
 
   AccountsHub(TestDatabase database) {
@@ -50,15 +55,15 @@ final class AccountsHub implements AutoCloseable {
 
   /** A hub on the test's database and data directory, which outlive it (a restart). */
   AccountsHub(Path dataDir, TestDatabase.Opened database, ServerConfig.Accounts accounts) {
-    this(dataDir, database, accounts, false, List.of());
+    this(dataDir, database, accounts, false, List.of(), null);
   }
 
   private AccountsHub(Path dataDir, TestDatabase.Opened database, ServerConfig.Accounts accounts, boolean owned,
-      List<String> corsOrigins) {
+      List<String> corsOrigins, Integer embeddingBatchSize) {
     this.owned = owned ? database : null;
     upstream = new FakeUpstream(vertx, FakeUpstream.Behavior.defaults().withModels("chat")).start(0).await();
     server = SwitchboardServer.start(vertx, config(dataDir, database.url(), accounts,
-        List.of(new ServerConfig.Upstream("local", upstream.baseUrl(), null, null, null, null)), corsOrigins)).await();
+        List.of(new ServerConfig.Upstream("local", upstream.baseUrl(), null, null, null, embeddingBatchSize)), corsOrigins)).await();
   }
 
   static Path tempDir() {

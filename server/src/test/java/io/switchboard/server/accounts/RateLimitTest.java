@@ -125,6 +125,22 @@ class RateLimitTest {
   }
 
   @Test
+  void tokensOfEmbeddingsSplitOverBatchesAreCountedToo() {
+    ServerConfig.RateLimits limits = new ServerConfig.RateLimits(Duration.ofSeconds(30), Map.of(
+        "guest", new ServerConfig.RateLimits.Limit(100, 10L)));
+    try (AccountsHub hub = new AccountsHub(database, new ServerConfig.Accounts(null, null, null, null, null, null, null, null, null,
+        limits), 1)) {
+      String guest = hub.guest().path("access_token").asText();
+      String twoInputs = "{\"model\":\"chat\",\"input\":[\"hello\",\"world!\"]}";
+      HttpResponse<String> split = hub.call("POST", "/v1/embeddings", guest, twoInputs);
+      assertEquals(200, split.statusCode(), split.body());
+      assertEquals(11, json(split).at("/usage/prompt_tokens").asInt(), "one input a batch, put together");
+      HttpResponse<String> refused = hub.call("POST", "/v1/embeddings", guest, twoInputs);
+      assertEquals(429, refused.statusCode(), "11 tokens of the guest's 10 spent: " + refused.body());
+    }
+  }
+
+  @Test
   void theServersOwnKeysHaveNoLimits() {
     try (AccountsHub hub = hub()) {
       for (int i = 0; i < 5; i++) {

@@ -168,6 +168,7 @@ class OpenAiApiTest {
   @Test
   void batchesLargeEmbeddingInputsAndKeepsTheirOrder() {
     List<String> inputs = IntStream.range(0, 23).mapToObj(i -> "text number " + i + "!".repeat(i)).toList();
+    double tokensBefore = embedTokensCounted();
     int smallBefore = small.embeddingBatchSizes().size();
     int largeBefore = large.embeddingBatchSizes().size();
 
@@ -183,12 +184,20 @@ class OpenAiApiTest {
     int characters = inputs.stream().mapToInt(String::length).sum();
     assertEquals(characters, response.usage().promptTokens());
     assertEquals(characters, response.usage().totalTokens());
+    assertEquals(characters, embedTokensCounted() - tokensBefore, 0.0, "the answer put together is counted in the metrics");
     List<Integer> toSmall = small.embeddingBatchSizes().subList(smallBefore, small.embeddingBatchSizes().size());
     List<Integer> toLarge = large.embeddingBatchSizes().subList(largeBefore, large.embeddingBatchSizes().size());
     assertTrue(!toSmall.isEmpty() && !toLarge.isEmpty(), "both workers got batches: " + toSmall + " " + toLarge);
     assertTrue(toSmall.stream().allMatch(n -> n <= 3), "small worker batches " + toSmall);
     assertTrue(toLarge.stream().allMatch(n -> n <= 5), "large worker batches " + toLarge);
     assertEquals(23, toSmall.stream().mapToInt(Integer::intValue).sum() + toLarge.stream().mapToInt(Integer::intValue).sum());
+  }
+
+  /** The input tokens of model {@code embed} in the Prometheus metrics. */
+  private static double embedTokensCounted() {
+    return gateway.get("/metrics").body().lines().filter(line -> line.startsWith("switchboard_tokens_total{")
+            && line.contains("direction=\"in\"") && line.contains("model=\"embed\""))
+        .mapToDouble(line -> Double.parseDouble(line.substring(line.lastIndexOf(' ') + 1))).sum();
   }
 
   @Test
