@@ -226,7 +226,8 @@ class BadInputTest {
       }
       String path = op.livePath();
       byte[] body = op.takesBody() ? op.sample().getBytes(StandardCharsets.UTF_8) : null;
-      boolean management = path.startsWith("/api/v1/instances") || path.startsWith("/api/v1/server/") || path.startsWith("/v1/admin/");
+      boolean management = path.startsWith("/api/v1/instances") || path.startsWith("/api/v1/server/") || path.startsWith("/v1/admin/")
+          || path.startsWith("/api/state") || path.equals("/api/v1/metrics") || path.startsWith("/api/llm/workers/");
       IntPredicate expected = management ? status -> status == 403
           : path.startsWith("/auth/refresh-token") ? status -> status == 401 // an access token is no refresh token
           : status -> status != 401 && status != 403 || path.startsWith("/auth/api-keys");
@@ -234,7 +235,8 @@ class BadInputTest {
       tampered.judge(op.method() + " " + path, api.send(op.method(), path, bearer(forged), body), status -> status == 401);
       revoked.judge(op.method() + " " + path, api.send(op.method(), path, bearer(ended), body), status -> status == 401);
     }
-    asGuest.report("every secured operation: management ones 403, the refresh with an access token 401, the others never 401 or 403 (but a guest's API keys, 403)");
+    asGuest.report("every secured operation: the operators' (instances, llama-server, tool settings, the server's state and "
+        + "JSON metrics, draining a worker) 403, the refresh with an access token 401, the others never 401 or 403 (but a guest's API keys, 403)");
     tampered.report("the last bytes of a guest's JWT signature changed: 401 everywhere");
     revoked.report("a token whose session logged out, before it expired: 401 everywhere");
 

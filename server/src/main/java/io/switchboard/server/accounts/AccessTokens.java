@@ -175,6 +175,7 @@ final class AccessTokens implements CredentialResolver {
   static Set<Scope> scopes(List<String> roles) {
     EnumSet<Scope> scopes = EnumSet.of(Scope.INFERENCE, Scope.USER);
     if (roles != null && roles.contains(User.ROLE_ADMIN)) {
+      scopes.add(Scope.OPERATIONS);
       scopes.add(Scope.MANAGEMENT);
     }
     return scopes;

@@ -108,7 +108,8 @@ public final class Authenticator {
       return ApiError.unauthorized("sign in first: send a user's access token or API key as 'Authorization: Bearer <token>'");
     }
     if (principal != null && (principal.via() == Principal.Via.JWT || principal.via() == Principal.Via.API_KEY)) {
-      return ApiError.forbidden("this needs an administrator (the admin role) or a management key");
+      return ApiError.forbidden(scope == Scope.OPERATIONS ? "this needs an administrator (the admin role) or one of the server's keys"
+          : "this needs an administrator (the admin role) or a management key");
     }
     if (unguarded.contains(scope)) {
       return ApiError.unauthorized("this server has no key configured for this endpoint, so it only serves clients on its own machine");

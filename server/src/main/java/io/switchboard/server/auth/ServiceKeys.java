@@ -21,12 +21,13 @@ final class ServiceKeys implements CredentialResolver {
   ServiceKeys(ServerConfig config) {
     List<Key> all = new ArrayList<>();
     boolean managementKeys = !config.managementKeys().isEmpty();
-    add(all, config.apiKey(), "api_key", managementKeys ? Set.of(Scope.INFERENCE) : Set.of(Scope.INFERENCE, Scope.MANAGEMENT));
+    add(all, config.apiKey(), "api_key", managementKeys ? Set.of(Scope.INFERENCE, Scope.OPERATIONS)
+        : Set.of(Scope.INFERENCE, Scope.OPERATIONS, Scope.MANAGEMENT));
     for (int i = 0; i < config.inferenceKeys().size(); i++) {
-      add(all, config.inferenceKeys().get(i), "inference_key:" + (i + 1), Set.of(Scope.INFERENCE));
+      add(all, config.inferenceKeys().get(i), "inference_key:" + (i + 1), Set.of(Scope.INFERENCE, Scope.OPERATIONS));
     }
     for (int i = 0; i < config.managementKeys().size(); i++) {
-      add(all, config.managementKeys().get(i), "management_key:" + (i + 1), Set.of(Scope.INFERENCE, Scope.MANAGEMENT));
+      add(all, config.managementKeys().get(i), "management_key:" + (i + 1), Set.of(Scope.INFERENCE, Scope.OPERATIONS, Scope.MANAGEMENT));
     }
     this.keys = List.copyOf(all);
   }
@@ -40,7 +41,7 @@ final class ServiceKeys implements CredentialResolver {
 
   /** The server's scopes no key grants: nothing guards them. A person's own ({@link Scope#USER}) is always guarded. */
   Set<Scope> unguarded() {
-    EnumSet<Scope> open = EnumSet.of(Scope.INFERENCE, Scope.MANAGEMENT);
+    EnumSet<Scope> open = EnumSet.of(Scope.INFERENCE, Scope.OPERATIONS, Scope.MANAGEMENT);
     keys.forEach(key -> open.removeAll(key.principal().scopes()));
     return Set.copyOf(open);
   }

@@ -99,7 +99,7 @@ public final class LlmPlugin implements Capability {
       web.get(prefix + "/models").handler(inferenceKey).handler(models::list);
       web.get(prefix + "/models/*").handler(inferenceKey).handler(models::get);
     }
-    web.post("/api/llm/workers/:id/drain").handler(inferenceKey).handler(models::drainWorker);
+    web.post("/api/llm/workers/:id/drain").handler(mount.auth().require(Scope.OPERATIONS)).handler(models::drainWorker);
   }
 
   /** Starts the local workers over the configured upstreams and GGUF files. */

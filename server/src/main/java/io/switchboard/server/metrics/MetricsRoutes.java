@@ -39,7 +39,7 @@ public final class MetricsRoutes implements Capability {
         ctx.response().putHeader("Content-Type", "text/plain; version=0.0.4; charset=utf-8").end(ar.result());
       }
     }));
-    mount.web().get("/api/v1/metrics").handler(mount.auth().require(Scope.INFERENCE))
+    mount.web().get("/api/v1/metrics").handler(mount.auth().require(Scope.OPERATIONS))
         .handler(ctx -> JsonReply.send(ctx.response(), 200, json()));
   }
 

@@ -53,7 +53,7 @@ public final class StateRoutes implements Capability {
   @Override
   public void mount(Mount mount) {
     Router web = mount.web();
-    Authenticator.Requirement auth = mount.auth().require(Scope.INFERENCE);
+    Authenticator.Requirement auth = mount.auth().require(Scope.OPERATIONS);
     web.get("/state").handler(ctx -> ctx.response().putHeader("Content-Type", "text/html; charset=utf-8")
         .putHeader("Cache-Control", "no-store").end(DASHBOARD));
     web.get("/api/state").handler(auth).handler(ctx -> ctx.response().putHeader("Content-Type", "application/json")

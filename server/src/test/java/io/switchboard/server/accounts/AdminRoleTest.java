@@ -46,6 +46,13 @@ class AdminRoleTest {
         assertEquals(403, hub.call("GET", "/api/v1/instances", userKey, null).statusCode(), "a user may not");
         assertEquals(403, hub.call("GET", "/v1/admin/mcp/tools", userKey, null).statusCode());
         assertEquals(200, hub.call("POST", "/v1/chat/completions", userKey, AccountsHub.chat()).statusCode(), "but may chat");
+        for (String[] operation : new String[][] {{"GET", "/api/state"}, {"GET", "/api/v1/metrics"},
+            {"POST", "/api/llm/workers/local/drain"}}) {
+          assertEquals(403, hub.call(operation[0], operation[1], userKey, null).statusCode(),
+              "the server's running state and its workers are the operators': " + operation[1]);
+        }
+        assertEquals(200, hub.call("GET", "/api/state", adminKey, null).statusCode(), "an admin sees the dashboard's state");
+        assertEquals(200, hub.call("GET", "/api/v1/metrics", AccountsHub.STATIC_KEY, null).statusCode(), "so do the server's keys");
         JsonNode keys = json(hub.call("GET", "/auth/api-keys", userKey, null));
         assertTrue(keys.at("/items/0/expires_at").asLong() - keys.at("/items/0/created_at").asLong() <= 90L * 86_400,
             "no key outlives accounts.api_key_max_days");

@@ -42,12 +42,15 @@ class AuthenticatorTest {
   @Test
   void theApiKeyManagesUntilManagementKeysAreConfigured() {
     Authenticator alone = with("api", List.of(), List.of(), null);
-    assertEquals(Set.of(Scope.INFERENCE, Scope.MANAGEMENT), admitted(alone.authenticate("Bearer api", null, false, Scope.MANAGEMENT)).scopes());
+    assertEquals(Set.of(Scope.INFERENCE, Scope.OPERATIONS, Scope.MANAGEMENT),
+        admitted(alone.authenticate("Bearer api", null, false, Scope.MANAGEMENT)).scopes());
 
     Authenticator split = with("api", List.of("mk"), List.of("ik"), null);
     assertEquals("api_key", admitted(split.authenticate("Bearer api", null, false, Scope.INFERENCE)).id());
     assertEquals("invalid API key", refused(split.authenticate("Bearer api", null, false, Scope.MANAGEMENT)));
     assertEquals("inference_key:1", admitted(split.authenticate(null, "ik", false, Scope.INFERENCE)).id(), "X-API-Key works too");
+    assertTrue(admitted(split.authenticate("Bearer ik", null, false, Scope.OPERATIONS)).may(Scope.OPERATIONS),
+        "every key of the server's own reads its state and drains workers, as before people had accounts");
     assertEquals("invalid API key", refused(split.authenticate("Bearer ik", null, true, Scope.MANAGEMENT)),
         "a guarded scope asks for its key even on this machine");
     assertEquals("management_key:1", admitted(split.authenticate("bearer mk", null, false, Scope.INFERENCE)).id(),
