@@ -155,7 +155,13 @@ public record ServerConfig(
   public record RateLimits(Duration window, Map<String, Limit> roles) {
 
     /** @param requests per window, or null for any number; @param tokens prompt and completion tokens per window, or null */
-    public record Limit(Integer requests, Long tokens) {}
+    public record Limit(Integer requests, Long tokens) {
+
+      /** A limit of either or both, or null when neither is set. */
+      public static Limit ofNullable(Integer requests, Long tokens) {
+        return requests == null && tokens == null ? null : new Limit(requests, tokens);
+      }
+    }
 
     public RateLimits {
       window = Objects.requireNonNullElse(window, Duration.ofMinutes(1));

@@ -73,7 +73,7 @@ public final class AccountsAdmin implements AutoCloseable {
     if ((requests != null && requests < 1) || (tokens != null && tokens < 1)) {
       throw new IllegalArgumentException("a key's limits are at least 1");
     }
-    ServerConfig.RateLimits.Limit limit = requests == null && tokens == null ? null : new ServerConfig.RateLimits.Limit(requests, tokens);
+    ServerConfig.RateLimits.Limit limit = ServerConfig.RateLimits.Limit.ofNullable(requests, tokens);
     try {
       ApiKeys.Created made = Blocking.await(keys.create(find(who), name, Math.min(days, settings.apiKeyMaxDays()), limit));
       return new NewKey(made.id(), made.key(), made.name(), made.expiresAt());

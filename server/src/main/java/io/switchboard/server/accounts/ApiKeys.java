@@ -62,7 +62,7 @@ final class ApiKeys implements CredentialResolver {
   private static Limit limit(ResultSet rs) throws SQLException {
     Integer requests = rs.getObject("rate_requests") == null ? null : rs.getInt("rate_requests");
     Long tokens = rs.getObject("rate_tokens") == null ? null : rs.getLong("rate_tokens");
-    return requests == null && tokens == null ? null : new Limit(requests, tokens);
+    return Limit.ofNullable(requests, tokens);
   }
 
   /** Why a key was not made. */
